@@ -1,0 +1,159 @@
+# libivfpq — GNU make. `make help` lists the targets.
+#
+# Portable by default: the library is compiled for the baseline of its
+# architecture; SIMD kernels live in their own files, compiled with their own
+# flags, and are chosen at run time.
+
+VERSION := $(shell sed -n 's/^\#define IVFPQ_VERSION_STRING "\(.*\)"/\1/p' include/ivfpq.h)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+PREFIX ?= /usr/local
+prefix ?= $(PREFIX)
+LIBDIR ?= $(prefix)/lib
+INCLUDEDIR ?= $(prefix)/include
+BINDIR ?= $(prefix)/bin
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+CC ?= cc
+AR ?= ar
+BUILD ?= build
+OPT ?= -O2 -g
+WERROR ?= -Werror
+WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wvla -Wformat=2 -Wundef -Wwrite-strings
+# -ffp-contract=off: no fused multiply-add, so every SIMD level computes the
+# same floats (see src/kernels.h).
+BASEFLAGS = -std=c11 $(OPT) $(WARNINGS) -ffp-contract=off -fno-math-errno
+LIBFLAGS = $(BASEFLAGS) -fPIC -fvisibility=hidden -DIVFPQ_BUILDING_LIBRARY -Iinclude -Isrc
+SAN ?=
+ALL_CFLAGS = $(LIBFLAGS) $(SAN) $(CFLAGS) $(CPPFLAGS)
+
+MACHINE := $(shell $(CC) -dumpmachine)
+ifneq ($(filter x86_64%,$(MACHINE)),)
+  ARCH := x86_64
+else ifneq ($(filter aarch64%,$(MACHINE)),)
+  ARCH := aarch64
+else
+  ARCH := other
+endif
+
+# Kernels per instruction set: src/<name>_<isa>.c
+ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
+CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
+FLAGS_sse = -mssse3 -msse4.1
+FLAGS_avx2 = -mavx2
+FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vbmi
+FLAGS_neon =
+ifeq ($(ARCH),x86_64)
+  ISAS := sse avx2 avx512
+else ifeq ($(ARCH),aarch64)
+  ISAS := neon
+else
+  ISAS :=
+endif
+ifdef SIMD_OFF
+  ISAS :=
+endif
+# an ISA counts as built only when its fastscan and distance files both exist
+BUILT_ISAS := $(foreach i,$(ISAS),$(if $(and $(wildcard src/fastscan_$(i).c),$(wildcard src/distance_$(i).c)),$(i)))
+LIB_ISA_SRCS := $(foreach i,$(BUILT_ISAS),$(wildcard src/*_$(i).c))
+HAVE_DEFS := $(foreach i,$(BUILT_ISAS),-DIVFPQ_HAVE_$(shell echo $(i) | tr a-z A-Z))
+
+LIB_SRCS := $(CORE_SRCS) $(LIB_ISA_SRCS)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+STATIC := $(BUILD)/libivfpq.a
+SHARED_REAL := $(BUILD)/libivfpq.so.$(VERSION)
+SHARED_SONAME := libivfpq.so.$(MAJOR)
+SHARED := $(BUILD)/libivfpq.so
+
+# tools shared by demo, bench, CLI and tests
+TOOL_SRCS := tools/synth.c
+TOOL_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(TOOL_SRCS))
+TOOL_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Itools $(CFLAGS) $(CPPFLAGS)
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
+TEST_LIBS = -lcmocka -lm -lpthread
+
+.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests
+
+all: lib $(BUILD)/demo ## build the static and shared library and the demo
+
+lib: $(STATIC) $(SHARED)
+
+$(BUILD)/obj/%.o: src/%.c include/ivfpq.h $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) $(HAVE_DEFS) $(FLAGS_$(lastword $(subst _, ,$*))) -c $< -o $@
+
+$(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
+	@mkdir -p $@
+
+$(STATIC): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(SHARED_REAL): $(LIB_OBJS)
+	$(CC) -shared -Wl,-soname,$(SHARED_SONAME) $(SAN) $(LDFLAGS) -o $@ $^ -lm
+
+$(SHARED): $(SHARED_REAL)
+	ln -sf libivfpq.so.$(VERSION) $(BUILD)/$(SHARED_SONAME)
+	ln -sf libivfpq.so.$(VERSION) $@
+
+$(BUILD)/tools/%.o: tools/%.c $(wildcard tools/*.h) include/ivfpq.h | $(BUILD)/tools
+	$(CC) $(TOOL_CFLAGS) -c $< -o $@
+
+$(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe sweep
+	./$(BUILD)/demo
+
+# ------------------------------------------------------------------ tests
+CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lcmocka >/dev/null 2>&1
+
+check-cmocka:
+	@if ! $(CMOCKA_PROBE); then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "cmocka missing: installing libcmocka-dev with apt-get" >&2; \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libcmocka-dev) >&2 || exit 1; \
+	  else \
+	    echo "make test needs cmocka: install it (Debian/Ubuntu: sudo apt-get install libcmocka-dev)" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests check-cmocka
+	$(CC) $(TEST_CFLAGS) -o $@ $< tests/testutil.c $(TOOL_OBJS) $(STATIC) $(LDFLAGS) $(TEST_LIBS)
+
+# Levels of this CPU, as the library sees them.
+$(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
+
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests at every SIMD level
+	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
+	  echo "== SIMD level $$lvl"; \
+	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
+	done; echo "all tests passed"
+
+# ---------------------------------------------------------------- install
+$(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
+	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+install: lib $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR=
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf libivfpq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)
+	ln -sf libivfpq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libivfpq.so
+	install -m 644 include/ivfpq.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/libivfpq.pc $(DESTDIR)$(PKGCONFIGDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
+	      $(DESTDIR)$(INCLUDEDIR)/ivfpq.h $(DESTDIR)$(PKGCONFIGDIR)/libivfpq.pc
+
+clean: ## remove build/
+	rm -rf $(BUILD)
+
+help: ## this list
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort

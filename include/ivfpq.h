@@ -1,0 +1,266 @@
+/*
+ * libivfpq — approximate nearest-neighbour search of float vectors by
+ * IVF + 4-bit product quantization "FastScan" + exact refine.
+ *
+ * One header, C11, no dependencies beyond libc/libm. MIT licence.
+ *
+ * Conventions
+ *  - Every function that can fail returns an int status: IVFPQ_OK (0) or a
+ *    negative IVFPQ_E_* code; ivfpq_strerror() turns it into text. A detailed
+ *    message (naming the bad token, row, field...) goes to the log callback
+ *    given at creation, if any. There is no global error state.
+ *  - A failing call changes nothing: the index is left exactly as it was.
+ *  - Distances are squared L2 for IVFPQ_METRIC_L2 and inner products for
+ *    IVFPQ_METRIC_INNER_PRODUCT, like faiss. Labels are int64, -1 = no result.
+ *
+ * Threads: calls taking a `const ivfpq_index *` (search, reconstruct, info,
+ * save...) may run concurrently on one index. Calls that modify an index
+ * (train, add, reset, free) need exclusive access: the caller locks. The
+ * library itself never starts threads.
+ */
+#ifndef IVFPQ_H
+#define IVFPQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define IVFPQ_VERSION_MAJOR 0
+#define IVFPQ_VERSION_MINOR 1
+#define IVFPQ_VERSION_PATCH 0
+#define IVFPQ_VERSION_NUMBER \
+    (IVFPQ_VERSION_MAJOR * 10000 + IVFPQ_VERSION_MINOR * 100 + IVFPQ_VERSION_PATCH)
+#define IVFPQ_VERSION_STRING "0.1.0"
+
+#if defined(IVFPQ_BUILDING_LIBRARY) && defined(__GNUC__)
+#define IVFPQ_API __attribute__((visibility("default")))
+#else
+#define IVFPQ_API
+#endif
+
+/* ---------------------------------------------------------------- status */
+
+/* Stable values: never renumbered, new codes are appended. */
+enum ivfpq_status {
+    IVFPQ_OK = 0,
+    IVFPQ_E_INVALID_ARG = -1,     /* NULL pointer, d <= 0, k == 0, bad parameter */
+    IVFPQ_E_NOMEM = -2,           /* an allocation failed (index unchanged) */
+    IVFPQ_E_PARSE = -3,           /* malformed or unsupported factory string */
+    IVFPQ_E_NOT_TRAINED = -4,     /* add/search before train */
+    IVFPQ_E_STATE = -5,           /* not valid now (e.g. train after add) */
+    IVFPQ_E_DIM = -6,             /* dimension mismatch */
+    IVFPQ_E_NONFINITE = -7,       /* NaN or infinity in input vectors */
+    IVFPQ_E_TOO_FEW_POINTS = -8,  /* fewer training points than centroids */
+    IVFPQ_E_UNSUPPORTED = -9,     /* not available for this index kind */
+    IVFPQ_E_NOT_FOUND = -10,      /* no stored vector has that id */
+    IVFPQ_E_OVERFLOW = -11,       /* a size computation overflows */
+    IVFPQ_E_FORMAT = -12,         /* bytes are not an index of a known format */
+    IVFPQ_E_CORRUPT = -13,        /* index data inconsistent */
+    IVFPQ_E_TRUNCATED = -14,      /* index data ends early */
+    IVFPQ_E_CHECKSUM = -15,       /* section checksum mismatch */
+    IVFPQ_E_IO = -16,             /* read/write callback failed */
+    IVFPQ_E_LIMIT = -17,          /* caller-set limit exceeded */
+    IVFPQ_E_WORKSPACE = -18,      /* caller workspace too small */
+    IVFPQ_E_SIMD = -19,           /* SIMD level not available on this CPU/build */
+    IVFPQ_E_READONLY = -20,       /* index is a read-only view */
+    IVFPQ_E_CANCELED = -21,       /* progress callback asked to stop */
+    IVFPQ_E_VERSION = -22         /* format version not supported */
+};
+
+/* Short English text for a status; never NULL ("unknown status" otherwise). */
+IVFPQ_API const char *ivfpq_strerror(int status);
+
+IVFPQ_API unsigned ivfpq_version_number(void);
+IVFPQ_API const char *ivfpq_version_string(void);
+
+/* ------------------------------------------------------------ options */
+
+/* Same numbers as faiss's MetricType. */
+typedef enum ivfpq_metric {
+    IVFPQ_METRIC_INNER_PRODUCT = 0,
+    IVFPQ_METRIC_L2 = 1
+} ivfpq_metric;
+
+/* Allocator hooks (zstd's customMem). Both NULL = malloc/free. `free` gets
+ * the pointers `alloc` returned (and never NULL). Alignment is handled by
+ * the library, so any allocator will do, including a bump arena. */
+typedef struct ivfpq_allocator {
+    void *(*alloc)(void *opaque, size_t size);
+    void (*free)(void *opaque, void *ptr);
+    void *opaque;
+} ivfpq_allocator;
+
+enum ivfpq_log_level { IVFPQ_LOG_ERROR = 1, IVFPQ_LOG_WARNING = 2, IVFPQ_LOG_INFO = 3 };
+
+/* Receives detailed messages: every failure (level ERROR, with its status)
+ * and warnings such as too few training points per centroid. Must be
+ * thread-safe if the index is searched from several threads. */
+typedef void (*ivfpq_log_fn)(void *user, int level, int status, const char *message);
+
+/* Progress of long calls (train, add). `stage` is e.g. "train coarse",
+ * "train pq", "add"; `done`/`total` in the stage's own units. Return
+ * non-zero to cancel: the call returns IVFPQ_E_CANCELED, index unchanged. */
+typedef int (*ivfpq_progress_fn)(void *user, const char *stage, size_t done, size_t total);
+
+/* Creation options. All-zero (or NULL) means the defaults noted. */
+typedef struct ivfpq_options {
+    ivfpq_allocator allocator;
+    ivfpq_log_fn log;
+    void *log_user;
+    ivfpq_progress_fn progress;
+    void *progress_user;
+    uint64_t seed;                  /* 0 = 1234; same seed + data = same index */
+    int coarse_niter;               /* 0 = 10 k-means iterations (coarse) */
+    int pq_niter;                   /* 0 = 25 k-means iterations (PQ) */
+    int max_points_per_centroid;    /* 0 = 256: training subsample cap */
+    int min_points_per_centroid;    /* 0 = 39: below this, a warning */
+    size_t pq_train_points;         /* 0 = 65536: PQ training sample cap */
+} ivfpq_options;
+
+/* ------------------------------------------------------------ the index */
+
+typedef struct ivfpq_index ivfpq_index;
+
+/* Creates an empty index from a faiss-style factory string:
+ *   "Flat"                exact search
+ *   "IVF<n>,Flat"         inverted file, raw vectors in the lists
+ *   "PQ<M>x4fs"           4-bit PQ FastScan over all vectors
+ *   "IVF<n>,PQ<M>x4fs"    IVF + 4-bit PQ of the raw vectors (faiss's x4fs)
+ *   "IVF<n>,PQ<M>x4fsr"   IVF + 4-bit PQ of residuals to the coarse centroid
+ *   "...,RFlat"           after a PQ kind: keep raw vectors, re-rank exactly
+ * <n> may end in k (x1024) or M (x1048576); "_32" after x4fs[r] is accepted.
+ * d = vector dimension (1..1048576); M must divide d.
+ * On failure *out is set to NULL and nothing is allocated. */
+IVFPQ_API int ivfpq_index_factory(ivfpq_index **out, int d, const char *spec,
+                                  ivfpq_metric metric, const ivfpq_options *opt);
+
+/* NULL-safe. */
+IVFPQ_API void ivfpq_free(ivfpq_index *idx);
+
+/* Trains the coarse quantizer and PQ codebooks on x [n, d] (row-major
+ * float32). Needs n >= nlist (and >= 16 for PQ); warns (log callback) below
+ * min_points_per_centroid per centroid. Allowed while the index is empty;
+ * retraining an index holding vectors is IVFPQ_E_STATE. Flat kinds need no
+ * training (no-op). NaN/Inf anywhere in x: IVFPQ_E_NONFINITE. */
+IVFPQ_API int ivfpq_train(ivfpq_index *idx, size_t n, const float *x);
+
+/* Adds x [n, d]. ids: NULL = ntotal, ntotal+1, ...; else n labels >= 0.
+ * Labels are not keys: duplicates are stored as given. May be called any
+ * number of times. All-or-nothing. */
+IVFPQ_API int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids);
+
+/* Removes all vectors, keeps the training. */
+IVFPQ_API int ivfpq_reset(ivfpq_index *idx);
+
+/* ----------------------------------------------------------- searching */
+
+typedef struct ivfpq_search_params {
+    size_t nprobe;    /* lists visited per query (IVF kinds); >= 1, clamped to nlist */
+    float k_factor;   /* RFlat: k * k_factor candidates re-ranked; in [1, 65536] */
+    size_t *nfound;   /* optional output [nq]: results found per query */
+} ivfpq_search_params;
+
+#define IVFPQ_SEARCH_PARAMS_DEFAULT {1, 4.0f, NULL}
+
+/* k nearest neighbours of each of the nq queries q [nq, d]. distances and
+ * labels are [nq, k], best first (smallest L2, largest inner product; ties
+ * by smaller label). Missing results: label -1, distance +inf (L2) or -inf
+ * (inner product). params NULL = defaults. Allocates its workspace through
+ * the index's allocator; see ivfpq_search_ws to avoid that. */
+IVFPQ_API int ivfpq_search(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                           const ivfpq_search_params *params, float *distances,
+                           int64_t *labels);
+
+/* Exact number of workspace bytes ivfpq_search_ws needs for these
+ * arguments (the same for any query values). */
+IVFPQ_API int ivfpq_search_workspace_size(const ivfpq_index *idx, size_t nq, size_t k,
+                                          const ivfpq_search_params *params,
+                                          size_t *size);
+
+/* ivfpq_search with caller-provided workspace: performs no allocation.
+ * Any alignment is accepted. */
+IVFPQ_API int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q,
+                              size_t k, const ivfpq_search_params *params,
+                              float *distances, int64_t *labels, void *workspace,
+                              size_t workspace_size);
+
+/* ------------------------------------------------------- stored vectors */
+
+/* Copies the stored vector with label `id` (the first one if labels repeat)
+ * into out[d]. Needs an index that keeps raw vectors (Flat, IVF,Flat, any
+ * RFlat): otherwise IVFPQ_E_UNSUPPORTED. Linear in ntotal. */
+IVFPQ_API int ivfpq_reconstruct(const ivfpq_index *idx, int64_t id, float *out);
+
+/* out [n, d] receives the vectors with labels i0 .. i0+n-1 (faiss's
+ * reconstruct_n); one pass over the index. IVFPQ_E_NOT_FOUND if a label is
+ * missing (out is then unspecified). */
+IVFPQ_API int ivfpq_reconstruct_n(const ivfpq_index *idx, int64_t i0, size_t n, float *out);
+
+/* ---------------------------------------------------------- inspecting */
+
+typedef enum ivfpq_kind {
+    IVFPQ_KIND_FLAT = 0,
+    IVFPQ_KIND_IVF_FLAT = 1,
+    IVFPQ_KIND_PQ4FS = 2,
+    IVFPQ_KIND_IVF_PQ4FS = 3
+} ivfpq_kind;
+
+typedef struct ivfpq_info {
+    int d;
+    ivfpq_metric metric;
+    ivfpq_kind kind;
+    int by_residual;        /* x4fsr */
+    int refine;             /* RFlat */
+    int is_trained;
+    size_t nlist;           /* 1 without IVF */
+    size_t M;               /* PQ sub-quantizers, 0 without PQ */
+    size_t ntotal;
+    size_t memory_bytes;    /* bytes held by the index (all arrays) */
+    char factory[96];       /* canonical factory string */
+} ivfpq_info;
+
+IVFPQ_API int ivfpq_get_info(const ivfpq_index *idx, ivfpq_info *info);
+IVFPQ_API size_t ivfpq_ntotal(const ivfpq_index *idx); /* 0 for NULL */
+IVFPQ_API int ivfpq_dim(const ivfpq_index *idx);       /* 0 for NULL */
+IVFPQ_API int ivfpq_is_trained(const ivfpq_index *idx);
+
+/* ------------------------------------------------------------ helpers */
+
+/* Scales each row of x [n, d] to unit L2 norm in place (zero rows stay
+ * zero): cosine similarity = inner product on normalized vectors. */
+IVFPQ_API int ivfpq_normalize_l2(size_t n, int d, float *x);
+
+/* ---------------------------------------------------------------- SIMD */
+
+/* Kernel sets. The active one is chosen once (first use or
+ * ivfpq_simd_init) from the CPU, or from the environment variable
+ * IVFPQ_SIMD=scalar|sse|avx2|avx512|neon in hosted builds. Results are
+ * bit-identical at every level. */
+typedef enum ivfpq_simd_level {
+    IVFPQ_SIMD_SCALAR = 0,
+    IVFPQ_SIMD_SSE = 1,      /* x86-64: SSSE3 + SSE4.1 */
+    IVFPQ_SIMD_AVX2 = 2,     /* x86-64: AVX2 */
+    IVFPQ_SIMD_AVX512 = 3,   /* x86-64: AVX-512 F/BW/VL/DQ (+VBMI where present) */
+    IVFPQ_SIMD_NEON = 4      /* aarch64: Advanced SIMD */
+} ivfpq_simd_level;
+
+/* Detects the CPU and selects the best level (or the IVFPQ_SIMD override).
+ * Idempotent; returns the active level. */
+IVFPQ_API ivfpq_simd_level ivfpq_simd_init(void);
+IVFPQ_API ivfpq_simd_level ivfpq_simd_active(void);
+/* 1 if this build has the level and the CPU/OS supports it. */
+IVFPQ_API int ivfpq_simd_supported(ivfpq_simd_level level);
+/* Forces a level for the whole process. IVFPQ_E_SIMD if unsupported (the
+ * active level is then unchanged). Not to be called while searches run. */
+IVFPQ_API int ivfpq_simd_force(ivfpq_simd_level level);
+/* "scalar", "sse", "avx2", "avx512", "neon"; NULL for an unknown value. */
+IVFPQ_API const char *ivfpq_simd_name(ivfpq_simd_level level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IVFPQ_H */

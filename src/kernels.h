@@ -1,0 +1,127 @@
+/*
+ * The compute kernels and their run-time dispatch table.
+ *
+ * Every kernel exists as a scalar reference (fastscan_scalar.c,
+ * distance_scalar.c) and per instruction set (fastscan_<isa>.c,
+ * distance_<isa>.c, each compiled with its own flags). All variants produce
+ * bit-identical results, which is what makes training, indexes and search
+ * results identical at every SIMD level. That requires one fixed arithmetic
+ * order, defined here and followed by every variant:
+ *
+ * Float tiles (l2sqr_tile, dot_tile), "canonical 16-lane order":
+ *   acc[0..15] = +0; for j in 0..d-1: acc[j % 16] = acc[j % 16] + t_j
+ *   where t_j = (x_j - y_j) * (x_j - y_j)  (L2; difference rounded, then
+ *   the product) or t_j = x_j * y_j (dot). Each operation rounds to float:
+ *   no fused multiply-add anywhere (build with -ffp-contract=off).
+ *   Then a fixed tree: h[i] = acc[i] + acc[i+8] (i < 8);
+ *   q[i] = h[i] + h[i+4] (i < 4); p[i] = q[i] + q[i+2] (i < 2); r = p[0] + p[1].
+ *   (The 16 lanes are one AVX-512 register, two AVX2, four SSE/NEON.)
+ *
+ * PQ look-up tables (lut_l2, lut_ip): one entry per (m, j), summed over the
+ *   dsub coordinates in order t = 0..dsub-1 from s = +0:
+ *   L2: s = s + (q_t - c_t) * (q_t - c_t);  IP: s = s + q_t * c_t, entry = -s.
+ *   (SIMD variants vectorise over the 16 centroids j, not over t.)
+ *
+ * FastScan: pure integer arithmetic, exact by construction (uint16 sums
+ *   that cannot overflow because the LUT quantizer bounds them).
+ */
+#ifndef IVFPQ_KERNELS_H
+#define IVFPQ_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ivfpq.h"
+
+/* ---------------------------------------------------------- FastScan ---
+ * Code layout (identical to faiss's pq4_pack_codes with bbs = 32): a list is
+ * a sequence of blocks of 32 vectors; a block is M2/2 pieces of 32 bytes,
+ * one per sub-quantizer pair p. In piece p, bytes 0..15 hold sub-quantizer
+ * 2p and bytes 16..31 sub-quantizer 2p+1; in each 16-byte half, byte i holds
+ * vector perm[i] in its low nibble and vector perm[i] + 16 in its high
+ * nibble, perm = 0,8,1,9,2,10,3,11,4,12,5,13,6,14,7,15. So a block is
+ * 16 * M2 bytes. A query's LUT is M2 rows of 16 uint8 (rows >= M are 0),
+ * i.e. the same [m][16] order, so one 32-byte (64-byte) load of the LUT
+ * lines up with one 32-byte (64-byte) load of codes.
+ *
+ * sum[v] = sum over m < M2 of lut[m*16 + code(v, m)], as uint16.
+ */
+
+#define IVFPQ_FS_MAX_NQ 8 /* queries per fs_scan call */
+
+typedef struct ivfpq_fs_ctx ivfpq_fs_ctx;
+
+/* Called for block `block` and query `qi` when at least one lane passed:
+ * bit v of mask set <=> sums[v] <= thr[qi]. The sink may lower thr[qi]. */
+typedef void (*ivfpq_fs_sink)(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
+                              const uint16_t *sums);
+
+struct ivfpq_fs_ctx {
+    size_t nq;                            /* 1..IVFPQ_FS_MAX_NQ */
+    const uint8_t *lut[IVFPQ_FS_MAX_NQ];  /* [M2*16] per query */
+    int32_t thr[IVFPQ_FS_MAX_NQ];         /* -1: query needs nothing more */
+    ivfpq_fs_sink sink;
+};
+
+/* For each block in order, for each query: computes the 32 sums and calls
+ * the sink with the mask of lanes <= thr[qi] (re-read before every block).
+ * Queries with thr < 0 may be skipped. */
+typedef void (*ivfpq_fs_scan_fn)(const uint8_t *codes, size_t nblocks, size_t M2,
+                                 ivfpq_fs_ctx *ctx);
+
+/* All sums of one query: out[nblocks * 32]. */
+typedef void (*ivfpq_fs_accumulate_fn)(const uint8_t *codes, size_t nblocks, size_t M2,
+                                       const uint8_t *lut, uint16_t *out);
+
+/* ------------------------------------------------------------- floats ---
+ * x [nx, d] and y [ny, d] row-major (rows contiguous, any alignment);
+ * out[i * ldo + j] = L2sqr(x_i, y_j) or dot(x_i, y_j), canonical order. */
+typedef void (*ivfpq_tile_fn)(const float *x, size_t nx, const float *y, size_t ny,
+                              size_t d, float *out, size_t ldo);
+
+/* q [M * dsub]; cb [M][dsub][16]; lut [M][16] (see the order above). */
+typedef void (*ivfpq_lut_fn)(const float *q, const float *cb, size_t M, size_t dsub,
+                             float *lut);
+
+typedef struct ivfpq_kernels {
+    ivfpq_simd_level level;
+    ivfpq_tile_fn l2sqr_tile;
+    ivfpq_tile_fn dot_tile;
+    ivfpq_lut_fn lut_l2;
+    ivfpq_lut_fn lut_ip;
+    ivfpq_fs_accumulate_fn fs_accumulate;
+    ivfpq_fs_scan_fn fs_scan;
+} ivfpq_kernels;
+
+/* The active table (detects the CPU on first use). */
+const ivfpq_kernels *ivfpq__kernels(void);
+/* The table of a given level, or NULL if this build/CPU lacks it
+ * (for tests and benchmarks that compare levels). */
+const ivfpq_kernels *ivfpq__kernels_for(ivfpq_simd_level level);
+
+/* Per-ISA entry points (defined in their own files). */
+#define IVFPQ_DECLARE_KERNELS(isa)                                                      \
+    void ivfpq__l2sqr_tile_##isa(const float *x, size_t nx, const float *y, size_t ny, \
+                                 size_t d, float *out, size_t ldo);                    \
+    void ivfpq__dot_tile_##isa(const float *x, size_t nx, const float *y, size_t ny,   \
+                               size_t d, float *out, size_t ldo);                      \
+    void ivfpq__lut_l2_##isa(const float *q, const float *cb, size_t M, size_t dsub,   \
+                             float *lut);                                              \
+    void ivfpq__lut_ip_##isa(const float *q, const float *cb, size_t M, size_t dsub,   \
+                             float *lut);                                              \
+    void ivfpq__fs_accumulate_##isa(const uint8_t *codes, size_t nblocks, size_t M2,   \
+                                    const uint8_t *lut, uint16_t *out);                \
+    void ivfpq__fs_scan_##isa(const uint8_t *codes, size_t nblocks, size_t M2,         \
+                              ivfpq_fs_ctx *ctx);
+
+IVFPQ_DECLARE_KERNELS(scalar)
+IVFPQ_DECLARE_KERNELS(sse)
+IVFPQ_DECLARE_KERNELS(avx2)
+IVFPQ_DECLARE_KERNELS(avx512)
+IVFPQ_DECLARE_KERNELS(neon)
+
+/* Convenience: single-pair distances through the active table. */
+float ivfpq__l2sqr(const float *x, const float *y, size_t d);
+float ivfpq__dot(const float *x, const float *y, size_t d);
+
+#endif /* IVFPQ_KERNELS_H */

@@ -1,0 +1,59 @@
+/*
+ * Every allocation of the library goes through the index's allocator hooks.
+ * Blocks are over-allocated and aligned here, so the hooks may be anything
+ * (malloc, a bump arena, a counting/failing test allocator).
+ */
+#include "internal.h"
+
+#if !defined(IVFPQ_EMBEDDED)
+#include <stdlib.h>
+static void *std_alloc(void *opaque, size_t size) { (void)opaque; return malloc(size); }
+static void std_free(void *opaque, void *p) { (void)opaque; free(p); }
+#endif
+
+void ivfpq__mem_init(ivfpq_mem *m, const ivfpq_allocator *a)
+{
+    if (a && a->alloc && a->free) {
+        m->a = *a;
+        return;
+    }
+#if !defined(IVFPQ_EMBEDDED)
+    m->a.alloc = std_alloc;
+    m->a.free = std_free;
+    m->a.opaque = NULL;
+#else
+    /* no default heap in embedded builds: every allocation fails */
+    m->a.alloc = NULL;
+    m->a.free = NULL;
+    m->a.opaque = NULL;
+#endif
+}
+
+/* Layout: [raw ... pad][raw pointer][aligned block]. */
+void *ivfpq__alloc(const ivfpq_mem *m, size_t size)
+{
+    size_t total;
+    if (!m->a.alloc || size == 0) return NULL;
+    if (!ivfpq__add(size, IVFPQ_ALIGN + sizeof(void *), &total)) return NULL;
+    unsigned char *raw = (unsigned char *)m->a.alloc(m->a.opaque, total);
+    if (!raw) return NULL;
+    uintptr_t p = (uintptr_t)(raw + sizeof(void *));
+    p = (p + IVFPQ_ALIGN - 1) & ~(uintptr_t)(IVFPQ_ALIGN - 1);
+    void **slot = (void **)(p - sizeof(void *));
+    *slot = raw;
+    return (void *)p;
+}
+
+void *ivfpq__calloc(const ivfpq_mem *m, size_t size)
+{
+    void *p = ivfpq__alloc(m, size);
+    if (p) memset(p, 0, size);
+    return p;
+}
+
+void ivfpq__free(const ivfpq_mem *m, void *p)
+{
+    if (!p) return;
+    void *raw = ((void **)p)[-1];
+    m->a.free(m->a.opaque, raw);
+}

@@ -1,0 +1,476 @@
+/*
+ * Search: coarse quantization -> per-list scan (FastScan or exact) -> top-k
+ * -> optional exact refine, for a chunk of queries at a time.
+ *
+ * All scratch memory comes from one caller-sized workspace (plan_search
+ * computes its exact layout), so ivfpq_search_ws never allocates and the
+ * index is only read: concurrent searches are safe.
+ *
+ * Within a chunk, (query, list) pairs are sorted by list, so each list is
+ * read once for all the queries that probe it, up to IVFPQ_FS_MAX_NQ
+ * queries per FastScan pass (faiss's "qbs" batching). Results do not depend
+ * on that grouping: the top-k order is total (see topk.h).
+ */
+#include <math.h>
+
+#include "internal.h"
+#include "kernels.h"
+#include "topk.h"
+
+#define QCHUNK 256                     /* queries per chunk, at most */
+#define CHUNK_BUDGET ((size_t)64 << 20) /* soft cap on per-chunk scratch bytes */
+#define GQ 16                          /* queries per exact-distance tile */
+#define TILE_V 256                     /* list vectors per exact-distance tile */
+#define MAX_KB ((size_t)1 << 26)       /* candidates per query, at most */
+
+typedef struct plan {
+    size_t C;        /* queries per chunk */
+    size_t P;        /* lists probed per query */
+    size_t kb;       /* heap capacity per query (k, or k * k_factor with RFlat) */
+    int ivf, pq, resid_l2, resid_ip;
+    size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_hr, o_hn;
+    size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile;
+    size_t total;
+} plan;
+
+/* Appends an array of count*elem bytes to the layout, 64-byte aligned. */
+static int reserve(size_t *total, size_t *off, size_t count, size_t elem)
+{
+    size_t bytes, start = ivfpq__round_up(*total, IVFPQ_ALIGN);
+    if (start < *total || !ivfpq__mul(count, elem, &bytes) || !ivfpq__add(start, bytes, total))
+        return 0;
+    *off = start;
+    return 1;
+}
+
+static int check_params(const ivfpq_index *idx, size_t k, const ivfpq_search_params *p)
+{
+    const ivfpq_log *log = &idx->log;
+    if (k == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search: k must be >= 1");
+    if (p->nprobe == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search: nprobe must be >= 1");
+    if (idx->spec.refine && !(p->k_factor >= 1.0f && p->k_factor <= 65536.0f))
+        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG,
+                           "search: k_factor must be in [1, 65536] (got %g)", (double)p->k_factor);
+    return IVFPQ_OK;
+}
+
+static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
+                       const ivfpq_search_params *p, plan *pl)
+{
+    memset(pl, 0, sizeof *pl);
+    size_t d = (size_t)idx->d;
+    pl->ivf = idx->spec.has_ivf;
+    pl->pq = idx->spec.has_pq;
+    pl->resid_l2 = pl->pq && idx->spec.by_residual && idx->metric == IVFPQ_METRIC_L2;
+    pl->resid_ip = pl->pq && idx->spec.by_residual && idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
+    pl->P = pl->ivf ? (p->nprobe < idx->nlist ? p->nprobe : idx->nlist) : 1;
+
+    double want = (double)k;
+    if (idx->spec.refine) want = floor((double)k * (double)p->k_factor);
+    if (want > (double)MAX_KB)
+        return ivfpq__fail(&idx->log, IVFPQ_E_LIMIT,
+                           "search: k%s = %g candidates per query is over the limit of %zu",
+                           idx->spec.refine ? " * k_factor" : "", want, MAX_KB);
+    size_t kb = (size_t)want, avail = idx->ntotal ? idx->ntotal : 1;
+    pl->kb = kb < avail ? kb : avail;
+
+    /* bytes that scale with the chunk, to size it */
+    size_t perq = pl->kb * 12 + pl->P * 16 + 64;
+    if (pl->pq && !pl->resid_l2) perq += idx->M2 * 16 + sizeof(ivfpq_qlut);
+    size_t C = nq < QCHUNK ? nq : QCHUNK;
+    if (C > 1 && perq * C > CHUNK_BUDGET) C = CHUNK_BUDGET / perq ? CHUNK_BUDGET / perq : 1;
+    pl->C = C;
+
+    size_t t = IVFPQ_ALIGN; /* slack to align any workspace pointer */
+    int ok = 1;
+    size_t CP;
+    ok &= ivfpq__mul(C, pl->P, &CP);
+    ok &= reserve(&t, &pl->o_plist, CP, sizeof(int32_t));
+    ok &= reserve(&t, &pl->o_pdist, CP, sizeof(float));
+    ok &= reserve(&t, &pl->o_items, CP, sizeof(uint64_t));
+    if (pl->ivf)
+        ok &= reserve(&t, &pl->o_cscratch, ivfpq__coarse_scratch_floats(C, idx->nlist), sizeof(float));
+    size_t Ckb;
+    ok &= ivfpq__mul(C, pl->kb, &Ckb);
+    ok &= reserve(&t, &pl->o_hk, Ckb, sizeof(float));
+    ok &= reserve(&t, &pl->o_hr, Ckb, sizeof(uint64_t));
+    ok &= reserve(&t, &pl->o_hn, C, sizeof(size_t));
+    if (pl->pq) {
+        size_t nl = pl->resid_l2 ? IVFPQ_FS_MAX_NQ : C, lb;
+        ok &= ivfpq__mul(nl, idx->M2 * 16, &lb);
+        ok &= reserve(&t, &pl->o_lut8, lb, 1);
+        ok &= reserve(&t, &pl->o_qlut, nl, sizeof(ivfpq_qlut));
+        ok &= reserve(&t, &pl->o_lutf, idx->M * 16, sizeof(float));
+        if (pl->resid_l2) ok &= reserve(&t, &pl->o_resid, d, sizeof(float));
+    } else {
+        ok &= reserve(&t, &pl->o_qg, (size_t)GQ * d, sizeof(float));
+        ok &= reserve(&t, &pl->o_tile, (size_t)GQ * TILE_V, sizeof(float));
+    }
+    if (!ok) return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
+    pl->total = t;
+    return IVFPQ_OK;
+}
+
+/* ------------------------------------------------------------ chunk state */
+
+typedef struct chunk {
+    const ivfpq_index *idx;
+    const ivfpq_kernels *K;
+    const plan *pl;
+    const float *q;      /* [C, d] queries of this chunk */
+    int32_t *plist;
+    float *pdist;
+    uint64_t *items;
+    float *cscratch, *hk;
+    uint64_t *hr;
+    size_t *hn;
+    uint8_t *lut8;
+    ivfpq_qlut *qlut;
+    float *lutf, *resid, *qg, *tile;
+} chunk;
+
+static inline uint64_t make_ref(size_t list, size_t off) { return ((uint64_t)list << 32) | off; }
+
+static inline int ctz32(uint32_t x)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctz(x);
+#else
+    int n = 0;
+    while (!(x & 1)) { x >>= 1; n++; }
+    return n;
+#endif
+}
+
+/* In-place heapsort of the (list << 32 | item) keys. */
+static void sort_u64(uint64_t *a, size_t n)
+{
+    for (size_t s = n / 2; s-- > 0;) {
+        for (size_t i = s;;) {
+            size_t c = 2 * i + 1;
+            if (c >= n) break;
+            if (c + 1 < n && a[c + 1] > a[c]) c++;
+            if (a[c] <= a[i]) break;
+            uint64_t t = a[i]; a[i] = a[c]; a[c] = t;
+            i = c;
+        }
+    }
+    for (size_t end = n; end > 1; end--) {
+        uint64_t t = a[0]; a[0] = a[end - 1]; a[end - 1] = t;
+        for (size_t i = 0;;) {
+            size_t c = 2 * i + 1;
+            if (c >= end - 1) break;
+            if (c + 1 < end - 1 && a[c + 1] > a[c]) c++;
+            if (a[c] <= a[i]) break;
+            uint64_t u = a[i]; a[i] = a[c]; a[c] = u;
+            i = c;
+        }
+    }
+}
+
+/* ---------------------------------------------------------- FastScan scan */
+
+typedef struct fs_query {
+    float *keys;
+    uint64_t *refs;
+    size_t *n;
+    float bias;            /* estimate = bias + sum * inv */
+    ivfpq_qlut qp;
+} fs_query;
+
+typedef struct fs_run {
+    ivfpq_fs_ctx ctx;      /* first: the kernel hands it back to the sink */
+    size_t list, list_n, cap;
+    fs_query q[IVFPQ_FS_MAX_NQ];
+} fs_run;
+
+static int32_t fs_threshold(const fs_query *Q, size_t cap)
+{
+    if (*Q->n < cap) return 65535;
+    return ivfpq__lut_threshold(&Q->qp, Q->bias, Q->keys[0]);
+}
+
+static void fs_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
+                    const uint16_t *sums)
+{
+    fs_run *R = (fs_run *)ctx;
+    fs_query *Q = &R->q[qi];
+    size_t base = block * IVFPQ_BBS;
+    if (R->list_n - base < IVFPQ_BBS) mask &= ((uint32_t)1 << (R->list_n - base)) - 1;
+    while (mask) {
+        int v = ctz32(mask);
+        mask &= mask - 1;
+        float D = Q->bias + (float)sums[v] * Q->qp.inv_scale;
+        if (D != D) D = INFINITY;
+        ivfpq__topk_push(Q->keys, Q->refs, Q->n, R->cap, D, make_ref(R->list, base + (size_t)v));
+    }
+    ctx->thr[qi] = fs_threshold(Q, R->cap);
+}
+
+static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems)
+{
+    const ivfpq_index *idx = ch->idx;
+    const plan *pl = ch->pl;
+    ivfpq_list_view v;
+    ivfpq__list_get(idx, list, &v);
+    if (v.n == 0) return;
+    size_t nblocks = (v.n + IVFPQ_BBS - 1) / IVFPQ_BBS, d = (size_t)idx->d, L = idx->M2 * 16;
+    fs_run R;
+    R.ctx.sink = fs_sink;
+    R.list = list;
+    R.list_n = v.n;
+    R.cap = pl->kb;
+    for (size_t g0 = 0; g0 < nitems; g0 += IVFPQ_FS_MAX_NQ) {
+        size_t gn = nitems - g0 < IVFPQ_FS_MAX_NQ ? nitems - g0 : IVFPQ_FS_MAX_NQ;
+        R.ctx.nq = gn;
+        for (size_t j = 0; j < gn; j++) {
+            size_t it = (size_t)(items[g0 + j] & 0xffffffffu), qi = it / pl->P;
+            fs_query *Q = &R.q[j];
+            if (pl->resid_l2) {
+                const float *x = ch->q + qi * d, *c = idx->centroids + list * d;
+                for (size_t t = 0; t < d; t++) ch->resid[t] = x[t] - c[t];
+                ivfpq__lut_float(idx, ch->resid, ch->lutf);
+                ivfpq__lut_quantize(ch->lutf, idx->M, idx->M2, ch->lut8 + j * L, &ch->qlut[j]);
+                R.ctx.lut[j] = ch->lut8 + j * L;
+                Q->qp = ch->qlut[j];
+                Q->bias = Q->qp.bias;
+            } else {
+                R.ctx.lut[j] = ch->lut8 + qi * L;
+                Q->qp = ch->qlut[qi];
+                Q->bias = pl->resid_ip ? Q->qp.bias + ch->pdist[it] : Q->qp.bias;
+            }
+            Q->keys = ch->hk + qi * pl->kb;
+            Q->refs = ch->hr + qi * pl->kb;
+            Q->n = &ch->hn[qi];
+            R.ctx.thr[j] = fs_threshold(Q, pl->kb);
+        }
+        ch->K->fs_scan(v.codes, nblocks, idx->M2, &R.ctx);
+    }
+}
+
+/* ---------------------------------------------------------- exact scan */
+
+static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nitems)
+{
+    const ivfpq_index *idx = ch->idx;
+    const plan *pl = ch->pl;
+    ivfpq_list_view v;
+    ivfpq__list_get(idx, list, &v);
+    if (v.n == 0) return;
+    size_t d = (size_t)idx->d;
+    int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
+    size_t qidx[GQ];
+    for (size_t g0 = 0; g0 < nitems; g0 += GQ) {
+        size_t gn = nitems - g0 < GQ ? nitems - g0 : GQ;
+        for (size_t j = 0; j < gn; j++) {
+            qidx[j] = (size_t)(items[g0 + j] & 0xffffffffu) / pl->P;
+            memcpy(ch->qg + j * d, ch->q + qidx[j] * d, d * sizeof(float));
+        }
+        for (size_t v0 = 0; v0 < v.n; v0 += TILE_V) {
+            size_t tv = v.n - v0 < TILE_V ? v.n - v0 : TILE_V;
+            if (ip) ch->K->dot_tile(ch->qg, gn, v.vecs + v0 * d, tv, d, ch->tile, TILE_V);
+            else ch->K->l2sqr_tile(ch->qg, gn, v.vecs + v0 * d, tv, d, ch->tile, TILE_V);
+            for (size_t j = 0; j < gn; j++) {
+                size_t qi = qidx[j];
+                float *keys = ch->hk + qi * pl->kb;
+                uint64_t *refs = ch->hr + qi * pl->kb;
+                size_t *n = &ch->hn[qi];
+                const float *row = ch->tile + j * TILE_V;
+                for (size_t t = 0; t < tv; t++) {
+                    float D = ip ? -row[t] : row[t];
+                    if (D != D) D = INFINITY;
+                    if (*n == pl->kb && D > keys[0]) continue;
+                    ivfpq__topk_push(keys, refs, n, pl->kb, D, make_ref(list, v0 + t));
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- finishing */
+
+/* Writes query qi's k results: re-ranked exactly (RFlat) or as scanned,
+ * ordered by (distance, label). The output arrays double as the heap. */
+static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab)
+{
+    const ivfpq_index *idx = ch->idx;
+    const plan *pl = ch->pl;
+    size_t n = ch->hn[qi], m = 0, d = (size_t)idx->d;
+    float *keys = ch->hk + qi * pl->kb;
+    const uint64_t *refs = ch->hr + qi * pl->kb;
+    uint64_t *ol = (uint64_t *)lab; /* labels are >= 0: same order as uint64 */
+    int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
+    const float *x = ch->q + qi * d;
+    for (size_t c = 0; c < n; c++) {
+        size_t list = (size_t)(refs[c] >> 32), off = (size_t)(refs[c] & 0xffffffffu);
+        ivfpq_list_view v;
+        ivfpq__list_get(idx, list, &v);
+        float D = keys[c];
+        if (idx->spec.refine) {
+            if (c + 1 < n) { /* the next candidate's vector is a likely cache miss */
+                ivfpq_list_view nv;
+                ivfpq__list_get(idx, (size_t)(refs[c + 1] >> 32), &nv);
+#if defined(__GNUC__) || defined(__clang__)
+                __builtin_prefetch(nv.vecs + (size_t)(refs[c + 1] & 0xffffffffu) * d);
+#endif
+            }
+            const float *y = v.vecs + off * d;
+            float r;
+            if (ip) {
+                ch->K->dot_tile(x, 1, y, 1, d, &r, 1);
+                D = -r;
+            } else {
+                ch->K->l2sqr_tile(x, 1, y, 1, d, &r, 1);
+                D = r;
+            }
+            if (D != D) D = INFINITY;
+        }
+        ivfpq__topk_push(dist, ol, &m, k, D, (uint64_t)v.ids[off]);
+    }
+    ivfpq__topk_sort(dist, ol, m);
+    for (size_t j = 0; j < m; j++)
+        if (ip) dist[j] = -dist[j];
+    for (size_t j = m; j < k; j++) {
+        dist[j] = ip ? -INFINITY : INFINITY;
+        lab[j] = -1;
+    }
+    return m;
+}
+
+static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t *labels,
+                      size_t *nfound)
+{
+    const ivfpq_index *idx = ch->idx;
+    const plan *pl = ch->pl;
+    size_t d = (size_t)idx->d, P = pl->P, L = idx->M2 * 16;
+    if (pl->ivf) {
+        ivfpq__coarse_search(ch->q, cn, d, idx->centroids, idx->cnorms, idx->nlist,
+                             idx->metric == IVFPQ_METRIC_INNER_PRODUCT, P, ch->plist, ch->pdist,
+                             ch->cscratch);
+    } else {
+        for (size_t i = 0; i < cn; i++) {
+            ch->plist[i] = 0;
+            ch->pdist[i] = 0.0f;
+        }
+    }
+    size_t ni = cn * P;
+    for (size_t i = 0; i < ni; i++) ch->items[i] = ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
+    sort_u64(ch->items, ni);
+    memset(ch->hn, 0, cn * sizeof(size_t));
+    if (pl->pq && !pl->resid_l2)
+        for (size_t i = 0; i < cn; i++) {
+            ivfpq__lut_float(idx, ch->q + i * d, ch->lutf);
+            ivfpq__lut_quantize(ch->lutf, idx->M, idx->M2, ch->lut8 + i * L, &ch->qlut[i]);
+        }
+    for (size_t a = 0; a < ni;) {
+        size_t list = (size_t)(ch->items[a] >> 32), b = a + 1;
+        while (b < ni && (size_t)(ch->items[b] >> 32) == list) b++;
+        if (pl->pq) scan_pq(ch, list, ch->items + a, b - a);
+        else scan_exact(ch, list, ch->items + a, b - a);
+        a = b;
+    }
+    for (size_t i = 0; i < cn; i++) {
+        size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k);
+        if (nfound) nfound[i] = m;
+    }
+}
+
+/* ---------------------------------------------------------------- public */
+
+static const ivfpq_search_params default_params = IVFPQ_SEARCH_PARAMS_DEFAULT;
+
+static int validate(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                    const ivfpq_search_params *p, const float *distances,
+                    const int64_t *labels)
+{
+    if (!idx) return IVFPQ_E_INVALID_ARG;
+    int rc = check_params(idx, k, p);
+    if (rc) return rc;
+    if (nq > 0 && (!q || !distances || !labels))
+        return ivfpq__fail(&idx->log, IVFPQ_E_INVALID_ARG,
+                           "search: queries, distances and labels must not be NULL");
+    if (!idx->is_trained)
+        return ivfpq__fail(&idx->log, IVFPQ_E_NOT_TRAINED, "search: the index is not trained");
+    size_t nk;
+    if (!ivfpq__mul(nq, k, &nk) || nk > SIZE_MAX / sizeof(int64_t) || nq > UINT32_MAX / 2)
+        return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: nq * k overflows");
+    return IVFPQ_OK;
+}
+
+int ivfpq_search_workspace_size(const ivfpq_index *idx, size_t nq, size_t k,
+                                const ivfpq_search_params *params, size_t *size)
+{
+    if (!idx || !size) return IVFPQ_E_INVALID_ARG;
+    const ivfpq_search_params *p = params ? params : &default_params;
+    int rc = check_params(idx, k, p);
+    if (rc) return rc;
+    plan pl;
+    if ((rc = plan_search(idx, nq, k, p, &pl)) != IVFPQ_OK) return rc;
+    *size = pl.total;
+    return IVFPQ_OK;
+}
+
+int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                    const ivfpq_search_params *params, float *distances, int64_t *labels,
+                    void *workspace, size_t workspace_size)
+{
+    const ivfpq_search_params *p = params ? params : &default_params;
+    int rc = validate(idx, nq, q, k, p, distances, labels);
+    if (rc) return rc;
+    plan pl;
+    if ((rc = plan_search(idx, nq, k, p, &pl)) != IVFPQ_OK) return rc;
+    if (!workspace || workspace_size < pl.total)
+        return ivfpq__fail(&idx->log, IVFPQ_E_WORKSPACE,
+                           "search: workspace of %zu bytes, %zu needed", workspace_size, pl.total);
+    if ((rc = ivfpq__check_finite(&idx->log, "search: queries", nq, (size_t)idx->d, q)))
+        return rc;
+
+    uintptr_t base = ((uintptr_t)workspace + IVFPQ_ALIGN - 1) & ~(uintptr_t)(IVFPQ_ALIGN - 1);
+    unsigned char *w = (unsigned char *)base;
+    chunk ch;
+    memset(&ch, 0, sizeof ch);
+    ch.idx = idx;
+    ch.K = ivfpq__kernels();
+    ch.pl = &pl;
+    ch.plist = (int32_t *)(void *)(w + pl.o_plist);
+    ch.pdist = (float *)(void *)(w + pl.o_pdist);
+    ch.items = (uint64_t *)(void *)(w + pl.o_items);
+    if (pl.ivf) ch.cscratch = (float *)(void *)(w + pl.o_cscratch);
+    ch.hk = (float *)(void *)(w + pl.o_hk);
+    ch.hr = (uint64_t *)(void *)(w + pl.o_hr);
+    ch.hn = (size_t *)(void *)(w + pl.o_hn);
+    if (pl.pq) {
+        ch.lut8 = w + pl.o_lut8;
+        ch.qlut = (ivfpq_qlut *)(void *)(w + pl.o_qlut);
+        ch.lutf = (float *)(void *)(w + pl.o_lutf);
+        if (pl.resid_l2) ch.resid = (float *)(void *)(w + pl.o_resid);
+    } else {
+        ch.qg = (float *)(void *)(w + pl.o_qg);
+        ch.tile = (float *)(void *)(w + pl.o_tile);
+    }
+    size_t d = (size_t)idx->d;
+    for (size_t c0 = 0; c0 < nq; c0 += pl.C) {
+        size_t cn = nq - c0 < pl.C ? nq - c0 : pl.C;
+        ch.q = q + c0 * d;
+        run_chunk(&ch, cn, k, distances + c0 * k, labels + c0 * k,
+                  p->nfound ? p->nfound + c0 : NULL);
+    }
+    return IVFPQ_OK;
+}
+
+int ivfpq_search(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                 const ivfpq_search_params *params, float *distances, int64_t *labels)
+{
+    const ivfpq_search_params *p = params ? params : &default_params;
+    int rc = validate(idx, nq, q, k, p, distances, labels);
+    if (rc) return rc;
+    plan pl;
+    if ((rc = plan_search(idx, nq, k, p, &pl)) != IVFPQ_OK) return rc;
+    void *ws = ivfpq__alloc(&idx->mem, pl.total);
+    if (!ws)
+        return ivfpq__fail(&idx->log, IVFPQ_E_NOMEM, "search: cannot allocate %zu bytes of workspace",
+                           pl.total);
+    rc = ivfpq_search_ws(idx, nq, q, k, p, distances, labels, ws, pl.total);
+    ivfpq__free(&idx->mem, ws);
+    return rc;
+}
