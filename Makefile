@@ -67,7 +67,7 @@ SHARED_SONAME := libivfpq.so.$(MAJOR)
 SHARED := $(BUILD)/libivfpq.so
 
 # tools shared by demo, bench, CLI and tests
-TOOL_SRCS := tools/synth.c
+TOOL_SRCS := tools/synth.c tools/vecio.c
 TOOL_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(TOOL_SRCS))
 TOOL_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Itools $(CFLAGS) $(CPPFLAGS)
 
