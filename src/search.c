@@ -81,7 +81,7 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     if (C > 1 && perq * C > CHUNK_BUDGET) C = CHUNK_BUDGET / perq ? CHUNK_BUDGET / perq : 1;
     pl->C = C;
 
-    size_t t = IVFPQ_ALIGN; /* slack to align any workspace pointer */
+    size_t t = 0;
     int ok = 1;
     size_t CP;
     ok &= ivfpq__mul(C, pl->P, &CP);
@@ -106,8 +106,9 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
         ok &= reserve(&t, &pl->o_qg, (size_t)GQ * d, sizeof(float));
         ok &= reserve(&t, &pl->o_tile, (size_t)GQ * TILE_V, sizeof(float));
     }
-    if (!ok) return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
-    pl->total = t;
+    /* + slack to align any workspace pointer to 64 bytes */
+    if (!ok || !ivfpq__add(t, IVFPQ_ALIGN - 1, &pl->total))
+        return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
     return IVFPQ_OK;
 }
 
