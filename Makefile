@@ -134,6 +134,26 @@ test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done; echo "all tests passed"
 
+# ------------------------------------------------------------ sanitizers
+.PHONY: asan tsan valgrind
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+asan: ## the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+	$(MAKE) BUILD=$(BUILD)/asan SAN="$(ASAN_FLAGS)" test
+
+tsan: ## the threaded tests under ThreadSanitizer, at every SIMD level
+	$(MAKE) BUILD=$(BUILD)/tsan SAN="-fsanitize=thread" $(BUILD)/tsan/tests/test_threads $(BUILD)/tsan/tests/simd_levels
+	@set -e; for lvl in $$(./$(BUILD)/tsan/tests/simd_levels); do \
+	  echo "== tsan, SIMD level $$lvl"; IVFPQ_SIMD=$$lvl ./$(BUILD)/tsan/tests/test_threads; done
+
+# valgrind cannot run AVX-512 code: cap the level there
+VALGRIND_SIMD ?= avx2
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
+valgrind: check-cmocka $(TEST_BINS) ## the test suite under valgrind memcheck
+	@set -e; for t in $(TEST_BINS); do echo "== valgrind $$t"; \
+	  IVFPQ_SIMD=$(VALGRIND_SIMD) $(VALGRIND) $$t >/dev/null || { echo "FAILED under valgrind: $$t"; exit 1; }; done; \
+	  echo "valgrind: clean"
+
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
