@@ -65,8 +65,8 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     pl->resid_ip = pl->pq && idx->spec.by_residual && idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     pl->P = pl->ivf ? (p->nprobe < idx->nlist ? p->nprobe : idx->nlist) : 1;
 
-    double want = (double)k;
-    if (idx->spec.refine) want = floor((double)k * (double)p->k_factor);
+    double want = (double)k; /* truncated below, like faiss's (idx_t)(k * k_factor) */
+    if (idx->spec.refine) want = (double)k * (double)p->k_factor;
     if (want > (double)MAX_KB)
         return ivfpq__fail(&idx->log, IVFPQ_E_LIMIT,
                            "search: k%s = %g candidates per query is over the limit of %zu",
