@@ -42,7 +42,7 @@ ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
 CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
 FLAGS_sse = -mssse3 -msse4.1
 FLAGS_avx2 = -mavx2
-FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vbmi
+FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq
 FLAGS_neon =
 ifeq ($(ARCH),x86_64)
   ISAS := sse avx2 avx512
@@ -76,7 +76,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests
+.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -84,6 +84,13 @@ lib: $(STATIC) $(SHARED)
 
 $(BUILD)/obj/%.o: src/%.c include/ivfpq.h $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(HAVE_DEFS) $(FLAGS_$(lastword $(subst _, ,$*))) -c $< -o $@
+
+# dispatch.c compiles the IVFPQ_HAVE_<ISA> list in: rebuild it when the list
+# changes (the stamp is rewritten only then).
+$(BUILD)/obj/dispatch.o: $(BUILD)/obj/isas.stamp
+$(BUILD)/obj/isas.stamp: FORCE | $(BUILD)/obj
+	@echo '$(HAVE_DEFS)' | cmp -s - $@ || echo '$(HAVE_DEFS)' > $@
+FORCE:
 
 $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
 	@mkdir -p $@
@@ -157,3 +164,4 @@ clean: ## remove build/
 
 help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
