@@ -76,7 +76,8 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE
+.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE \
+        test-neon neon-deps
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -116,7 +117,7 @@ demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe s
 	./$(BUILD)/demo
 
 # ------------------------------------------------------------------ tests
-CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lcmocka >/dev/null 2>&1
+CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) $(CFLAGS) -x c - -o /dev/null $(LDFLAGS) -lcmocka >/dev/null 2>&1
 
 check-cmocka:
 	@if ! $(CMOCKA_PROBE); then \
@@ -135,11 +136,49 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
+# RUN prefixes every test program (e.g. an emulator, see test-neon).
+RUN ?=
 test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests at every SIMD level
-	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
+	@set -e; for lvl in $$($(RUN) ./$(BUILD)/tests/simd_levels); do \
 	  echo "== SIMD level $$lvl"; \
-	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
+	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $(RUN) $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done; echo "all tests passed"
+
+# ------------------------------------------------------- aarch64 / NEON
+# make test-neon: cross-builds the library and the tests for aarch64 into
+# build-aarch64/ and runs them (scalar and neon levels) under qemu-user.
+# Needs, on Debian/Ubuntu (installed here with apt-get when run as root):
+#   dpkg --add-architecture arm64 && apt-get update
+#   apt-get install gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64
+# cmocka.h is architecture-independent (/usr/include, searched after the
+# cross sysroot); the arm64 libcmocka is in /usr/lib/aarch64-linux-gnu,
+# which qemu finds through the binary's rpath.
+NEON_CC ?= aarch64-linux-gnu-gcc
+NEON_AR ?= aarch64-linux-gnu-ar
+NEON_SYSROOT ?= /usr/aarch64-linux-gnu
+NEON_LIBDIR ?= /usr/lib/aarch64-linux-gnu
+NEON_QEMU ?= qemu-aarch64
+NEON_BUILD ?= build-aarch64
+
+neon-deps:
+	@if ! command -v $(NEON_CC) >/dev/null 2>&1 || ! command -v $(NEON_QEMU) >/dev/null 2>&1 || \
+	    ! [ -e $(NEON_LIBDIR)/libcmocka.so ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "test-neon: installing the aarch64 cross toolchain, qemu-user and libcmocka-dev:arm64" >&2; \
+	    (dpkg --add-architecture arm64 && apt-get update -q && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-aarch64-linux-gnu qemu-user \
+	       libcmocka-dev:arm64) >&2 || exit 1; \
+	  else \
+	    echo "test-neon needs gcc-aarch64-linux-gnu, qemu-user and libcmocka-dev:arm64 (see Makefile)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test-neon: neon-deps ## cross-build for aarch64 and run the tests under qemu
+	$(MAKE) test BUILD=$(NEON_BUILD) CC=$(NEON_CC) AR=$(NEON_AR) \
+	  CFLAGS="-idirafter /usr/include" \
+	  LDFLAGS="-L$(NEON_LIBDIR) -Wl,-rpath,$(NEON_LIBDIR)" \
+	  RUN="$(NEON_QEMU) -L $(NEON_SYSROOT)"
 
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
@@ -159,8 +198,8 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
 	      $(DESTDIR)$(INCLUDEDIR)/ivfpq.h $(DESTDIR)$(PKGCONFIGDIR)/libivfpq.pc
 
-clean: ## remove build/
-	rm -rf $(BUILD)
+clean: ## remove build/ (and the aarch64 build)
+	rm -rf $(BUILD) $(NEON_BUILD)
 
 help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
