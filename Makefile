@@ -77,7 +77,7 @@ TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CP
 TEST_LIBS = -lcmocka -lm -lpthread
 
 .PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE \
-        test-neon neon-deps
+        test-neon neon-deps bench-kernels bench-search
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -204,3 +204,18 @@ clean: ## remove build/ (and the aarch64 build)
 help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
+# ---------------------------------------------------------------- benchmarks
+BENCH_CFLAGS = $(BASEFLAGS) -Iinclude -Isrc -Itools $(CFLAGS) $(CPPFLAGS)
+
+$(BUILD)/bench_kernels: bench/bench_kernels.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+bench-kernels: $(BUILD)/bench_kernels ## kernel speed per SIMD level (see bench/RESULTS.md)
+	./$(BUILD)/bench_kernels
+
+$(BUILD)/bench_search: bench/bench_search.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+BENCH_DATA ?= /tmp/ivfpq-data/synth-256
+bench-search: $(BUILD)/bench_search ## end-to-end QPS/recall per SIMD level on BENCH_DATA
+	./$(BUILD)/bench_search --data $(BENCH_DATA)
