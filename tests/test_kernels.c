@@ -418,6 +418,70 @@ static void luts_match(void **state)
         }
 }
 
+/* ---------------------------------------------------- LUT quantizer */
+
+/* lut.c's quantizer written out plainly (its SIMD row helpers must agree). */
+static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
+{
+    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[64], mx[64];
+    for (size_t m = 0; m < M; m++) {
+        const float *r = lut + m * 16;
+        mn[m] = mx[m] = r[0];
+        for (int j = 1; j < 16; j++) {
+            if (r[j] < mn[m]) mn[m] = r[j];
+            if (r[j] > mx[m]) mx[m] = r[j];
+        }
+        float span = mx[m] - mn[m];
+        if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f;
+        if (span > maxspan) maxspan = span;
+        sumspan += span;
+    }
+    float a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
+    float limit = 65535.0f - (float)M2;
+    if (sumspan * a > limit) a = limit / sumspan;
+    if (!(a > 0.0f)) a = 1.17549435e-38f;
+    for (size_t m = 0; m < M; m++) {
+        for (int j = 0; j < 16; j++) {
+            float v = (lut[m * 16 + (size_t)j] - mn[m]) * a + 0.5f;
+            if (!(v >= 0.0f)) v = 0.0f;
+            if (v > 255.0f) v = 255.0f;
+            lut8[m * 16 + (size_t)j] = (uint8_t)(unsigned)v;
+        }
+        bias += mn[m];
+    }
+    memset(lut8 + M * 16, 0, (M2 - M) * 16);
+    qp->scale = a;
+    qp->inv_scale = 1.0f / a;
+    qp->bias = bias;
+}
+
+static void lut_quantize_exact(void **state)
+{
+    (void)state;
+    synth_rng r;
+    synth_seed(&r, 808);
+    static const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 3e38f, 1e-40f};
+    for (int rep = 0; rep < 400; rep++) {
+        size_t M = 1 + rnd(&r, 63), M2 = (M + 1) & ~(size_t)1;
+        float lut[64 * 16];
+        int kind = rep % 4;
+        for (size_t i = 0; i < M * 16; i++) {
+            lut[i] = rnd_float(&r);
+            if (kind == 1 && rnd(&r, 8) == 0) lut[i] = specials[rnd(&r, 9)];
+            if (kind == 2) lut[i] = (float)rnd(&r, 3) - 1.0f; /* many ties and signed zeros */
+            if (kind == 3 && rnd(&r, 40) == 0) lut[i] = specials[rnd(&r, 9)];
+        }
+        if (kind == 2 && rnd(&r, 2)) lut[rnd(&r, (uint32_t)M * 16)] = -0.0f;
+        uint8_t want[64 * 16], got[64 * 16];
+        ivfpq_qlut qw, qg;
+        quantize_ref(lut, M, M2, want, &qw);
+        memset(got, 0xcc, sizeof got);
+        ivfpq__lut_quantize(lut, M, M2, got, &qg);
+        assert_memory_equal(want, got, M2 * 16);
+        assert_memory_equal(&qw, &qg, sizeof qw);
+    }
+}
+
 /* ------------------------------------------------------- end to end */
 
 typedef struct e2e_out {
@@ -521,6 +585,7 @@ int main(void)
         cmocka_unit_test(tiles_match),
         cmocka_unit_test(tiles_match_large),
         cmocka_unit_test(luts_match),
+        cmocka_unit_test(lut_quantize_exact),
         cmocka_unit_test(same_index_at_every_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
