@@ -33,6 +33,14 @@ static double cpu_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* FNV-1a of the result arrays: compares runs of different builds. */
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 static void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_search: %s: %s\n", what, ivfpq_strerror(rc));
@@ -136,8 +144,8 @@ int main(int argc, char **argv)
     float *D = malloc(nq * k * sizeof(float)), *D0 = malloc(np * nq * k * sizeof(float));
     int64_t *I = malloc(nq * k * sizeof(int64_t)), *I0 = malloc(np * nq * k * sizeof(int64_t));
     int have0 = 0;
-    printf("| level | nprobe | R@1 | %zu-R@%zu | QPS | QPS (CPU time) | same as first level |\n", k, k);
-    printf("|---|---:|---:|---:|---:|---:|---|\n");
+    printf("| level | nprobe | R@1 | %zu-R@%zu | QPS | QPS (CPU time) | same as first level | result hash |\n", k, k);
+    printf("|---|---:|---:|---:|---:|---:|---|---|\n");
     for (int l = IVFPQ_SIMD_SCALAR; l <= IVFPQ_SIMD_NEON; l++) {
         if (!(levels >> l & 1) || ivfpq_simd_force((ivfpq_simd_level)l)) continue;
         for (size_t pi = 0; pi < np; pi++) {
@@ -171,9 +179,11 @@ int main(int argc, char **argv)
                            ? "DIFFERENT"
                            : "identical";
             }
-            printf("| %s | %zu | %.3f | %.3f | %.0f | %.0f | %s |\n",
+            uint64_t h = fnv(I, nq * k * sizeof(int64_t), fnv(D, nq * k * sizeof(float), 14695981039346656037ull));
+            printf("| %s | %zu | %.3f | %.3f | %.0f | %.0f | %s | %016llx |\n",
                    ivfpq_simd_name((ivfpq_simd_level)l), p.nprobe, (double)r1 / (double)nq,
-                   (double)rk / (double)(nq * k), (double)nq / bt, (double)nq / bc, same);
+                   (double)rk / (double)(nq * k), (double)nq / bt, (double)nq / bc, same,
+                   (unsigned long long)h);
             fflush(stdout);
         }
         have0 = 1;
