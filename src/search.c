@@ -289,6 +289,26 @@ static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nit
 
 /* ------------------------------------------------------------- finishing */
 
+/* Candidates whose vectors are requested ahead of the refine loop: they
+ * are random rows of a large array, so the loop waits on memory unless
+ * several whole rows are in flight at once. */
+#define REFINE_AHEAD 4
+
+static void prefetch_vector(const ivfpq_index *idx, uint64_t ref)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    ivfpq_list_view v;
+    ivfpq__list_get(idx, (size_t)(ref >> 32), &v);
+    const char *p = (const char *)(v.vecs + (size_t)(ref & 0xffffffffu) * (size_t)idx->d);
+    size_t bytes = (size_t)idx->d * sizeof(float);
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
+    __builtin_prefetch(p + bytes - 1);
+#else
+    (void)idx;
+    (void)ref;
+#endif
+}
+
 /* Writes query qi's k results: re-ranked exactly (RFlat) or as scanned,
  * ordered by (distance, label). The output arrays double as the heap. */
 static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab)
@@ -301,19 +321,15 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
     uint64_t *ol = (uint64_t *)lab; /* labels are >= 0: same order as uint64 */
     int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     const float *x = ch->q + qi * d;
+    if (idx->spec.refine)
+        for (size_t c = 0; c < n && c < REFINE_AHEAD; c++) prefetch_vector(idx, refs[c]);
     for (size_t c = 0; c < n; c++) {
         size_t list = (size_t)(refs[c] >> 32), off = (size_t)(refs[c] & 0xffffffffu);
         ivfpq_list_view v;
         ivfpq__list_get(idx, list, &v);
         float D = keys[c];
         if (idx->spec.refine) {
-            if (c + 1 < n) { /* the next candidate's vector is a likely cache miss */
-                ivfpq_list_view nv;
-                ivfpq__list_get(idx, (size_t)(refs[c + 1] >> 32), &nv);
-#if defined(__GNUC__) || defined(__clang__)
-                __builtin_prefetch(nv.vecs + (size_t)(refs[c + 1] & 0xffffffffu) * d);
-#endif
-            }
+            if (c + REFINE_AHEAD < n) prefetch_vector(idx, refs[c + REFINE_AHEAD]);
             const float *y = v.vecs + off * d;
             float r;
             if (ip) {
