@@ -10,8 +10,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 /* maskload takes the sign bit of each 32-bit lane */
 IVFPQ_INLINE __m256i tail_mask(size_t r)
 {
@@ -59,31 +57,31 @@ IVFPQ_INLINE float reduce1(__m256 lo, __m256 hi)
 IVFPQ_INLINE void half_pass(const float *x, const float *y, size_t d, size_t half,
                             __m256 acc[2][4], const int RX, const int RY, const int L2)
 {
-#pragma GCC unroll 2
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) acc[i][j] = _mm256_setzero_ps();
     size_t t = 8 * half;
     for (; t + 8 <= d; t += 16) {
         __m256 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = _mm256_loadu_ps(y + j * d + t);
-#pragma GCC unroll 2
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m256 xv = _mm256_loadu_ps(x + i * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm256_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
     if (t < d) { /* zero lanes add +0: no change to any accumulator */
         __m256i m = tail_mask(d - t);
         __m256 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = _mm256_maskload_ps(y + j * d + t, m);
-#pragma GCC unroll 2
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m256 xv = _mm256_maskload_ps(x + i * d + t, m);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm256_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
@@ -100,12 +98,12 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
         return;
     }
     __m256 lo[8], hi[8];
-#pragma GCC unroll 8
+IVFPQ_UNROLL
     for (int k = 0; k < 8; k++) lo[k] = hi[k] = _mm256_setzero_ps();
     /* pair k = 2j + i, so that row i comes out in 128-bit lane i */
-#pragma GCC unroll 2
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) {
             lo[2 * j + i] = a0[i][j];
             hi[2 * j + i] = a1[i][j];

@@ -9,8 +9,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 IVFPQ_INLINE __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1u); }
 
 /* Canonical reduction of one accumulator. */
@@ -62,31 +60,31 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
                        const int RX, const int RY, const int L2)
 {
     __m512 acc[4][4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) acc[i][j] = _mm512_setzero_ps();
     size_t t = 0;
     for (; t + 16 <= d; t += 16) {
         __m512 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = _mm512_loadu_ps(y + j * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m512 xv = _mm512_loadu_ps(x + i * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm512_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
     if (t < d) { /* zero lanes add +0, which leaves any accumulator unchanged */
         __mmask16 m = tail_mask(d - t);
         __m512 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = _mm512_maskz_loadu_ps(m, y + j * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m512 xv = _mm512_maskz_loadu_ps(m, x + i * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm512_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
@@ -96,11 +94,11 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
     }
     /* v[4j + i] = acc[i][j]: lane group i of the result is row i */
     __m512 v[16];
-#pragma GCC unroll 16
+IVFPQ_UNROLL
     for (int k = 0; k < 16; k++) v[k] = _mm512_setzero_ps();
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) v[4 * j + i] = acc[i][j];
     __m512 r = reduce16(v);
     /* extractf32x4 needs an immediate lane index: spelled out */

@@ -12,8 +12,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 IVFPQ_INLINE float32x4_t term(float32x4_t a, float32x4_t b, int l2)
 {
     if (l2) {
@@ -33,30 +31,30 @@ IVFPQ_INLINE float32x4_t load_part(const float *p, size_t r)
 IVFPQ_INLINE void group_pass(const float *x, const float *y, size_t d, size_t g,
                              float32x4_t acc[4][4], const int RX, const int RY, const int L2)
 {
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) acc[i][j] = vdupq_n_f32(0.0f);
     size_t t = 4 * g;
     for (; t + 4 <= d; t += 16) {
         float32x4_t yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = vld1q_f32(y + j * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             float32x4_t xv = vld1q_f32(x + i * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = vaddq_f32(acc[i][j], term(xv, yv[j], L2));
         }
     }
     if (t < d) { /* zero lanes add +0: no change to any accumulator */
         float32x4_t yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = load_part(y + j * d + t, d - t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             float32x4_t xv = load_part(x + i * d + t, d - t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = vaddq_f32(acc[i][j], term(xv, yv[j], L2));
         }
     }
@@ -79,12 +77,12 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
 {
     float32x4_t g[4][4][4];
     for (size_t k = 0; k < 4; k++) group_pass(x, y, d, k, g[k], RX, RY, L2);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++) {
         float32x4_t q[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < 4; j++) q[j] = vdupq_n_f32(0.0f);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++)
             q[j] = vaddq_f32(vaddq_f32(g[0][i][j], g[2][i][j]), vaddq_f32(g[1][i][j], g[3][i][j]));
         float32x4_t r = finish4(q[0], q[1], q[2], q[3]);

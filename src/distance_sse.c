@@ -10,8 +10,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 IVFPQ_INLINE __m128 term(__m128 a, __m128 b, int l2)
 {
     if (l2) {
@@ -33,30 +31,30 @@ IVFPQ_INLINE __m128 load_part(const float *p, size_t r)
 IVFPQ_INLINE void group_pass(const float *x, const float *y, size_t d, size_t g,
                              __m128 acc[2][4], const int RX, const int RY, const int L2)
 {
-#pragma GCC unroll 2
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++)
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) acc[i][j] = _mm_setzero_ps();
     size_t t = 4 * g;
     for (; t + 4 <= d; t += 16) {
         __m128 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = _mm_loadu_ps(y + j * d + t);
-#pragma GCC unroll 2
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m128 xv = _mm_loadu_ps(x + i * d + t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
     if (t < d) { /* zero lanes add +0: no change to any accumulator */
         __m128 yv[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++) yv[j] = load_part(y + j * d + t, d - t);
-#pragma GCC unroll 2
+IVFPQ_UNROLL
         for (int i = 0; i < RX; i++) {
             __m128 xv = load_part(x + i * d + t, d - t);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
             for (int j = 0; j < RY; j++) acc[i][j] = _mm_add_ps(acc[i][j], term(xv, yv[j], L2));
         }
     }
@@ -82,12 +80,12 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
     group_pass(x, y, d, 1, g1, RX, RY, L2);
     group_pass(x, y, d, 2, g2, RX, RY, L2);
     group_pass(x, y, d, 3, g3, RX, RY, L2);
-#pragma GCC unroll 2
+IVFPQ_UNROLL
     for (int i = 0; i < RX; i++) {
         __m128 q[4];
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < 4; j++) q[j] = _mm_setzero_ps();
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int j = 0; j < RY; j++)
             q[j] = _mm_add_ps(_mm_add_ps(g0[i][j], g2[i][j]), _mm_add_ps(g1[i][j], g3[i][j]));
         __m128 r = finish4(q[0], q[1], q[2], q[3]);

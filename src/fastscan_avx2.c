@@ -9,8 +9,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 /* Queries accumulated together: 4 ymm each, 16 registers in all. */
 #define GROUP 3
 
@@ -39,7 +37,7 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
 {
     __m256i acc[GROUP][4];
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++)
         acc[q][0] = acc[q][1] = acc[q][2] = acc[q][3] = _mm256_setzero_si256();
     size_t np = M2 / 2;
@@ -47,12 +45,12 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
         __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(blk + p * 32));
         __m256i lo = _mm256_and_si256(c, m4);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(c, 4), m4);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int q = 0; q < NQ; q++)
             lookup_add(_mm256_loadu_si256((const __m256i *)(const void *)(lut[q] + p * 32)), lo, hi,
                        acc[q]);
     }
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) finish(acc[q], res[q]);
 }
 

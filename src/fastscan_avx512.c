@@ -15,8 +15,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 /* Queries accumulated together: 4 zmm each. */
 #define GROUP 4
 
@@ -49,7 +47,7 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
 {
     __m512i acc[GROUP][4];
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-#pragma GCC unroll 8
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++)
         acc[q][0] = acc[q][1] = acc[q][2] = acc[q][3] = _mm512_setzero_si512();
     size_t np = M2 / 2, p = 0;
@@ -57,7 +55,7 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
         __m512i c = _mm512_loadu_si512((const void *)(blk + p * 32));
         __m512i lo = _mm512_and_si512(c, m4);
         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
-#pragma GCC unroll 8
+IVFPQ_UNROLL
         for (int q = 0; q < NQ; q++)
             lookup_add(_mm512_loadu_si512((const void *)(lut[q] + p * 32)), lo, hi, acc[q]);
     }
@@ -66,11 +64,11 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
         __m512i c = _mm512_maskz_loadu_epi8(m, blk + p * 32);
         __m512i lo = _mm512_and_si512(c, m4);
         __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), m4);
-#pragma GCC unroll 8
+IVFPQ_UNROLL
         for (int q = 0; q < NQ; q++)
             lookup_add(_mm512_maskz_loadu_epi8(m, lut[q] + p * 32), lo, hi, acc[q]);
     }
-#pragma GCC unroll 8
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) res[q] = finish(acc[q]);
 }
 

@@ -11,8 +11,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 /* Queries accumulated together: 4 q registers each, of 32. */
 #define GROUP 4
 
@@ -22,13 +20,13 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
 {
     uint16x8_t acc[GROUP][4];
     const uint8x16_t m4 = vdupq_n_u8(0x0f);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) acc[q][0] = acc[q][1] = acc[q][2] = acc[q][3] = vdupq_n_u16(0);
     for (size_t p = 0; p < M2 / 2; p++) {
         uint8x16_t c0 = vld1q_u8(blk + p * 32), c1 = vld1q_u8(blk + p * 32 + 16);
         uint8x16_t lo0 = vandq_u8(c0, m4), hi0 = vshrq_n_u8(c0, 4);
         uint8x16_t lo1 = vandq_u8(c1, m4), hi1 = vshrq_n_u8(c1, 4);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int q = 0; q < NQ; q++) {
             uint8x16_t L0 = vld1q_u8(lut[q] + p * 32), L1 = vld1q_u8(lut[q] + p * 32 + 16);
             uint8x16_t a = vqtbl1q_u8(L0, lo0), b = vqtbl1q_u8(L1, lo1);
@@ -41,7 +39,7 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
         }
     }
     /* lanes of acc[0] are vectors 0,8,1,9,2,10,3,11 and of acc[1] 4,12,...,15 */
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) {
         res[q][0] = vuzp1q_u16(acc[q][0], acc[q][1]);
         res[q][1] = vuzp2q_u16(acc[q][0], acc[q][1]);

@@ -9,8 +9,6 @@
 
 #include "kernels.h"
 
-#define IVFPQ_INLINE static inline __attribute__((always_inline))
-
 /* Queries accumulated together: 4 xmm each. */
 #define GROUP 2
 
@@ -29,17 +27,17 @@ IVFPQ_INLINE void block_sums(const uint8_t *blk, size_t M2, const uint8_t *const
 {
     __m128i acc[GROUP][4];
     const __m128i m4 = _mm_set1_epi8(0x0f);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) acc[q][0] = acc[q][1] = acc[q][2] = acc[q][3] = _mm_setzero_si128();
     for (size_t h = 0; h < M2; h++) { /* one sub-quantizer per 16 bytes */
         __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(blk + h * 16));
         __m128i lo = _mm_and_si128(c, m4), hi = _mm_and_si128(_mm_srli_epi16(c, 4), m4);
-#pragma GCC unroll 4
+IVFPQ_UNROLL
         for (int q = 0; q < NQ; q++)
             lookup_add(_mm_loadu_si128((const __m128i *)(const void *)(lut[q] + h * 16)), lo, hi,
                        acc[q]);
     }
-#pragma GCC unroll 4
+IVFPQ_UNROLL
     for (int q = 0; q < NQ; q++) {
         res[q][0] = _mm_sub_epi16(acc[q][0], _mm_slli_epi16(acc[q][1], 8));
         res[q][1] = acc[q][1];

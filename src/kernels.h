@@ -120,6 +120,16 @@ IVFPQ_DECLARE_KERNELS(avx2)
 IVFPQ_DECLARE_KERNELS(avx512)
 IVFPQ_DECLARE_KERNELS(neon)
 
+/* For the ISA files: force inlining of the helpers that take compile-time
+ * shapes, and fully unroll the loops over them, so that accumulator arrays
+ * live in registers (clang ignores "GCC unroll"). */
+#define IVFPQ_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define IVFPQ_UNROLL _Pragma("unroll")
+#else
+#define IVFPQ_UNROLL _Pragma("GCC unroll 16")
+#endif
+
 /* Convenience: single-pair distances through the active table. */
 float ivfpq__l2sqr(const float *x, const float *y, size_t d);
 float ivfpq__dot(const float *x, const float *y, size_t d);
