@@ -199,11 +199,14 @@ static void fs_scan_matches(void **state)
         for (size_t q = 0; q < nq; q++) {
             luts[q] = rnd_lut(&r, M, M2, 0, &lb[q]);
             /* around the typical sum, plus the edge cases */
-            switch (rnd(&r, 8)) {
+            switch (rnd(&r, 9)) {
             case 0: thr0[q] = -1; break;
             case 1: thr0[q] = 0; break;
             case 2: thr0[q] = 65535; break;
             case 3: thr0[q] = 100000; break; /* above any sum: all lanes pass */
+            case 4: /* between the mean partial sums at 1/2 and 3/4: early exits */
+                thr0[q] = (int32_t)(M * 80 + rnd(&r, (uint32_t)M * 12 + 1));
+                break;
             default: thr0[q] = (int32_t)(M * 128 - M * 16 + rnd(&r, (uint32_t)M * 32 + 1)); break;
             }
         }
