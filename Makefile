@@ -139,7 +139,9 @@ $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 # RUN prefixes every test program (e.g. an emulator, see test-neon).
 RUN ?=
 test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests at every SIMD level
-	@set -e; for lvl in $$($(RUN) ./$(BUILD)/tests/simd_levels); do \
+	@set -e; levels=$$($(RUN) $(BUILD)/tests/simd_levels); \
+	[ -n "$$levels" ] || { echo "FAILED: $(BUILD)/tests/simd_levels listed no level"; exit 1; }; \
+	for lvl in $$levels; do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $(RUN) $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done; echo "all tests passed"
