@@ -317,12 +317,26 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
     const plan *pl = ch->pl;
     size_t n = ch->hn[qi], m = 0, d = (size_t)idx->d;
     float *keys = ch->hk + qi * pl->kb;
-    const uint64_t *refs = ch->hr + qi * pl->kb;
+    uint64_t *refs = ch->hr + qi * pl->kb;
     uint64_t *ol = (uint64_t *)lab; /* labels are >= 0: same order as uint64 */
     int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     const float *x = ch->q + qi * d;
-    if (idx->spec.refine)
+    if (idx->spec.refine) {
+        /* in memory order (the heap is done with): rows of one list are
+         * visited ascending, which shares pages and helps the prefetcher */
+        for (size_t c = 1; c < n; c++) {
+            float kv = keys[c];
+            uint64_t rv = refs[c];
+            size_t j = c;
+            for (; j > 0 && refs[j - 1] > rv; j--) {
+                keys[j] = keys[j - 1];
+                refs[j] = refs[j - 1];
+            }
+            keys[j] = kv;
+            refs[j] = rv;
+        }
         for (size_t c = 0; c < n && c < REFINE_AHEAD; c++) prefetch_vector(idx, refs[c]);
+    }
     for (size_t c = 0; c < n; c++) {
         size_t list = (size_t)(refs[c] >> 32), off = (size_t)(refs[c] & 0xffffffffu);
         ivfpq_list_view v;
