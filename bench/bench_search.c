@@ -140,6 +140,7 @@ int main(int argc, char **argv)
     if ((rc = ivfpq_add(idx, nb, b, NULL))) die("add", rc);
     printf("train %.2f s, add %.2f s (level %s)\n\n", ttrain, synth_now() - t0,
            ivfpq_simd_name(best));
+    fflush(stdout); /* a profiler may wait for this line to attach */
 
     float *D = malloc(nq * k * sizeof(float)), *D0 = malloc(np * nq * k * sizeof(float));
     int64_t *I = malloc(nq * k * sizeof(int64_t)), *I0 = malloc(np * nq * k * sizeof(int64_t));
