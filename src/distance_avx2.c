@@ -31,11 +31,14 @@ IVFPQ_INLINE __m256 term(__m256 a, __m256 b, int l2)
 IVFPQ_INLINE __m256 reduce8(const __m256 lo[8], const __m256 hi[8])
 {
     __m256 h[8], q[4], s[2];
+IVFPQ_UNROLL
     for (int k = 0; k < 8; k++) h[k] = _mm256_add_ps(lo[k], hi[k]);
+IVFPQ_UNROLL
     for (int k = 0; k < 4; k++) {
         __m256 a = h[2 * k], b = h[2 * k + 1];
         q[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
     }
+IVFPQ_UNROLL
     for (int k = 0; k < 2; k++) {
         __m256d a = _mm256_castps_pd(q[2 * k]), b = _mm256_castps_pd(q[2 * k + 1]);
         s[k] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),

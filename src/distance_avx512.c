@@ -14,7 +14,8 @@ IVFPQ_INLINE __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1u);
 /* Canonical reduction of one accumulator. */
 IVFPQ_INLINE float reduce1(__m512 a)
 {
-    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), hi);
     __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
     return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
@@ -26,16 +27,19 @@ IVFPQ_INLINE float reduce1(__m512 a)
 IVFPQ_INLINE __m512 reduce16(const __m512 v[16])
 {
     __m512 w[8], u[4], s[2];
+IVFPQ_UNROLL
     for (int k = 0; k < 8; k++) {
         __m512 a = v[2 * k], b = v[2 * k + 1];
         w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
     }
+IVFPQ_UNROLL
     for (int k = 0; k < 4; k++) {
         __m512 a = w[2 * k], b = w[2 * k + 1];
         u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
                              _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
     }
+IVFPQ_UNROLL
     for (int k = 0; k < 2; k++) {
         __m512d a = _mm512_castps_pd(u[2 * k]), b = _mm512_castps_pd(u[2 * k + 1]);
         s[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),

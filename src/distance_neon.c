@@ -76,6 +76,7 @@ IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, siz
                        const int RX, const int RY, const int L2)
 {
     float32x4_t g[4][4][4];
+IVFPQ_UNROLL
     for (size_t k = 0; k < 4; k++) group_pass(x, y, d, k, g[k], RX, RY, L2);
 IVFPQ_UNROLL
     for (int i = 0; i < RX; i++) {
@@ -139,11 +140,14 @@ IVFPQ_INLINE void lut_any(const float *q, const float *cb, size_t M, size_t dsub
     for (size_t m = 0; m < M; m++) {
         const float *qm = q + m * dsub, *c = cb + m * dsub * 16;
         float32x4_t s[4];
+IVFPQ_UNROLL
         for (int k = 0; k < 4; k++) s[k] = vdupq_n_f32(0.0f);
         for (size_t t = 0; t < dsub; t++) {
             float32x4_t qb = vdupq_n_f32(qm[t]);
+IVFPQ_UNROLL
             for (int k = 0; k < 4; k++) s[k] = vaddq_f32(s[k], term(qb, vld1q_f32(c + t * 16 + 4 * k), L2));
         }
+IVFPQ_UNROLL
         for (int k = 0; k < 4; k++) vst1q_f32(lut + m * 16 + 4 * k, L2 ? s[k] : vnegq_f32(s[k]));
     }
 }

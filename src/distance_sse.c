@@ -141,12 +141,15 @@ IVFPQ_INLINE void lut_any(const float *q, const float *cb, size_t M, size_t dsub
     for (size_t m = 0; m < M; m++) {
         const float *qm = q + m * dsub, *c = cb + m * dsub * 16;
         __m128 s[4];
+IVFPQ_UNROLL
         for (int k = 0; k < 4; k++) s[k] = _mm_setzero_ps();
         for (size_t t = 0; t < dsub; t++) {
             __m128 qb = _mm_set1_ps(qm[t]);
+IVFPQ_UNROLL
             for (int k = 0; k < 4; k++)
                 s[k] = _mm_add_ps(s[k], term(qb, _mm_loadu_ps(c + t * 16 + 4 * k), L2));
         }
+IVFPQ_UNROLL
         for (int k = 0; k < 4; k++) _mm_storeu_ps(lut + m * 16 + 4 * k, L2 ? s[k] : _mm_xor_ps(s[k], sign));
     }
 }
