@@ -42,7 +42,7 @@ ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
 CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
 FLAGS_sse = -mssse3 -msse4.1
 FLAGS_avx2 = -mavx2
-FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vbmi
+FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq
 FLAGS_neon =
 ifeq ($(ARCH),x86_64)
   ISAS := sse avx2 avx512
@@ -76,7 +76,8 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests
+.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE \
+        test-neon neon-deps bench-kernels bench-search
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -84,6 +85,13 @@ lib: $(STATIC) $(SHARED)
 
 $(BUILD)/obj/%.o: src/%.c include/ivfpq.h $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(HAVE_DEFS) $(FLAGS_$(lastword $(subst _, ,$*))) -c $< -o $@
+
+# dispatch.c compiles the IVFPQ_HAVE_<ISA> list in: rebuild it when the list
+# changes (the stamp is rewritten only then).
+$(BUILD)/obj/dispatch.o: $(BUILD)/obj/isas.stamp
+$(BUILD)/obj/isas.stamp: FORCE | $(BUILD)/obj
+	@echo '$(HAVE_DEFS)' | cmp -s - $@ || echo '$(HAVE_DEFS)' > $@
+FORCE:
 
 $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
 	@mkdir -p $@
@@ -109,7 +117,7 @@ demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe s
 	./$(BUILD)/demo
 
 # ------------------------------------------------------------------ tests
-CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lcmocka >/dev/null 2>&1
+CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) $(CFLAGS) -x c - -o /dev/null $(LDFLAGS) -lcmocka >/dev/null 2>&1
 
 check-cmocka:
 	@if ! $(CMOCKA_PROBE); then \
@@ -128,10 +136,16 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAYS := $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
+# RUN prefixes every test program (e.g. an emulator, see test-neon).
+RUN ?=
 test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) ## unit tests at every SIMD level + fuzz corpus replay
-	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
+	@set -e; levels=$$($(RUN) $(BUILD)/tests/simd_levels); \
+	[ -n "$$levels" ] || { echo "FAILED: $(BUILD)/tests/simd_levels listed no level"; exit 1; }; \
+	for lvl in $$levels; do \
 	  echo "== SIMD level $$lvl"; \
-	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
+	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $(RUN) $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done
 	@$(MAKE) --no-print-directory fuzz-replay
 	@echo "all tests passed"
@@ -140,8 +154,6 @@ test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) ## un
 # Targets are tests/fuzz/fuzz_<name>.c (LLVMFuzzerTestOneInput). `make test`
 # replays the saved corpus and past crashes (tests/fuzz/{corpus,crashes}/<name>)
 # through them with any compiler; `make fuzz` runs libFuzzer (clang).
-FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_REPLAYS := $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
@@ -155,7 +167,7 @@ $(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TOOL_OBJS) $(S
 .PHONY: fuzz-replay fuzz
 fuzz-replay: $(FUZZ_REPLAYS) ## replay the fuzz corpus and past crashes
 	@set -e; for t in $(FUZZ_TARGETS); do printf '%s: ' "$$t"; \
-	  ./$(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; done
+	  $(RUN) $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; done
 
 fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
 	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
@@ -191,6 +203,42 @@ valgrind: check-cmocka $(TEST_BINS) ## the test suite under valgrind memcheck
 	  IVFPQ_SIMD=$(VALGRIND_SIMD) $(VALGRIND) $$t >/dev/null || { echo "FAILED under valgrind: $$t"; exit 1; }; done; \
 	  echo "valgrind: clean"
 
+# ------------------------------------------------------- aarch64 / NEON
+# make test-neon: cross-builds the library and the tests for aarch64 into
+# build-aarch64/ and runs them (scalar and neon levels) under qemu-user.
+# Needs, on Debian/Ubuntu (installed here with apt-get when run as root):
+#   dpkg --add-architecture arm64 && apt-get update
+#   apt-get install gcc-aarch64-linux-gnu qemu-user libcmocka-dev:arm64
+# cmocka.h is architecture-independent (/usr/include, searched after the
+# cross sysroot); the arm64 libcmocka is in /usr/lib/aarch64-linux-gnu,
+# which qemu finds through the binary's rpath.
+NEON_CC ?= aarch64-linux-gnu-gcc
+NEON_AR ?= aarch64-linux-gnu-ar
+NEON_SYSROOT ?= /usr/aarch64-linux-gnu
+NEON_LIBDIR ?= /usr/lib/aarch64-linux-gnu
+NEON_QEMU ?= qemu-aarch64
+NEON_BUILD ?= build-aarch64
+
+neon-deps:
+	@if ! command -v $(NEON_CC) >/dev/null 2>&1 || ! command -v $(NEON_QEMU) >/dev/null 2>&1 || \
+	    ! [ -e $(NEON_LIBDIR)/libcmocka.so ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "test-neon: installing the aarch64 cross toolchain, qemu-user and libcmocka-dev:arm64" >&2; \
+	    (dpkg --add-architecture arm64 && apt-get update -q && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-aarch64-linux-gnu qemu-user \
+	       libcmocka-dev:arm64) >&2 || exit 1; \
+	  else \
+	    echo "test-neon needs gcc-aarch64-linux-gnu, qemu-user and libcmocka-dev:arm64 (see Makefile)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+test-neon: neon-deps ## cross-build for aarch64 and run the tests under qemu
+	$(MAKE) test BUILD=$(NEON_BUILD) CC=$(NEON_CC) AR=$(NEON_AR) \
+	  CFLAGS="-idirafter /usr/include" \
+	  LDFLAGS="-L$(NEON_LIBDIR) -Wl,-rpath,$(NEON_LIBDIR)" \
+	  RUN="$(NEON_QEMU) -L $(NEON_SYSROOT)"
+
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
@@ -209,8 +257,24 @@ uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
 	      $(DESTDIR)$(INCLUDEDIR)/ivfpq.h $(DESTDIR)$(PKGCONFIGDIR)/libivfpq.pc
 
-clean: ## remove build/
-	rm -rf $(BUILD)
+clean: ## remove build/ (and the aarch64 build)
+	rm -rf $(BUILD) $(NEON_BUILD)
 
 help: ## this list
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+# ---------------------------------------------------------------- benchmarks
+BENCH_CFLAGS = $(BASEFLAGS) -Iinclude -Isrc -Itools $(CFLAGS) $(CPPFLAGS)
+
+$(BUILD)/bench_kernels: bench/bench_kernels.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+bench-kernels: $(BUILD)/bench_kernels ## kernel speed per SIMD level (see bench/RESULTS.md)
+	./$(BUILD)/bench_kernels
+
+$(BUILD)/bench_search: bench/bench_search.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+BENCH_DATA ?= /tmp/ivfpq-data/synth-256
+bench-search: $(BUILD)/bench_search ## end-to-end QPS/recall per SIMD level on BENCH_DATA
+	./$(BUILD)/bench_search --data $(BENCH_DATA)

@@ -23,7 +23,29 @@
  *   (SIMD variants vectorise over the 16 centroids j, not over t.)
  *
  * FastScan: pure integer arithmetic, exact by construction (uint16 sums
- *   that cannot overflow because the LUT quantizer bounds them).
+ *   that cannot overflow because the LUT quantizer bounds them; the SIMD
+ *   even/odd-byte widening is exact modulo 2^16 in any case, like the
+ *   scalar wrap-around).
+ *
+ * Where float identity holds, and what it rests on. Every level computes
+ * the same IEEE single-precision operations on the same operands in the
+ * same order, so the results are the same bits for all finite inputs,
+ * including tails (d % 16 != 0: absent lanes add +0, and an accumulator
+ * that starts at +0 can never be -0, so x + 0 == x), overflow to +-inf,
+ * and subnormals (scalar and vector instructions obey the same MXCSR/FPCR
+ * flush modes of the calling thread). There is no known case where levels
+ * differ. It rests on:
+ *  - -ffp-contract=off (Makefile): a compiler that fuses a*b + c into an
+ *    FMA in one file and not in another breaks identity; so do
+ *    -ffast-math / -fassociative-math in CFLAGS. Not promised then.
+ *  - x86-64 / AArch64 scalar code using SSE / FP registers (no x87 excess
+ *    precision). Other architectures build the scalar level only.
+ *  - NaN only from invalid operations on finite data (inf - inf, 0 * inf),
+ *    never from inputs: the library rejects non-finite vectors. Generated
+ *    NaNs are the platform's default NaN at every level; the search maps
+ *    NaN distances to +inf before comparing.
+ * The promise is per platform (all levels of one build); x86-64 and
+ * AArch64 should agree on finite data too, but that is not tested.
  */
 #ifndef IVFPQ_KERNELS_H
 #define IVFPQ_KERNELS_H
@@ -119,6 +141,16 @@ IVFPQ_DECLARE_KERNELS(sse)
 IVFPQ_DECLARE_KERNELS(avx2)
 IVFPQ_DECLARE_KERNELS(avx512)
 IVFPQ_DECLARE_KERNELS(neon)
+
+/* For the ISA files: force inlining of the helpers that take compile-time
+ * shapes, and fully unroll the loops over them, so that accumulator arrays
+ * live in registers (clang ignores "GCC unroll"). */
+#define IVFPQ_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define IVFPQ_UNROLL _Pragma("unroll")
+#else
+#define IVFPQ_UNROLL _Pragma("GCC unroll 16")
+#endif
 
 /* Convenience: single-pair distances through the active table. */
 float ivfpq__l2sqr(const float *x, const float *y, size_t d);

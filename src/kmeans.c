@@ -82,18 +82,24 @@ void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cent
                 float *hd = dists + (i0 + i) * nprobe;
                 int32_t *hl = lists + (i0 + i) * nprobe;
                 const float *row = scratch + i * tc;
-                size_t n = filled[i];
-                for (size_t c = 0; c < tc; c++) {
+                size_t n = filled[i], c = 0;
+                for (; c < tc && n < nprobe; c++, n++) {
+                    float dot = row[c], two = dot + dot;
+                    heap_push(hd, hl, n, metric_ip ? -dot : cnorms[c0 + c] - two, (int32_t)(c0 + c));
+                }
+                /* the heap is full: a candidate must beat its top, which
+                 * stays in a register between the (rare) replacements */
+                float top = n ? hd[0] : 0.0f;
+                for (; c < tc; c++) {
                     float dot = row[c], two = dot + dot;
                     float dv = metric_ip ? -dot : cnorms[c0 + c] - two;
+                    if (dv > top) continue; /* strictly worse; NaN falls through */
                     int32_t lv = (int32_t)(c0 + c);
-                    if (n < nprobe) {
-                        heap_push(hd, hl, n, dv, lv);
-                        n++;
-                    } else if (worse(hd[0], hl[0], dv, lv)) {
+                    if (worse(hd[0], hl[0], dv, lv)) {
                         hd[0] = dv;
                         hl[0] = lv;
                         heap_sift_down(hd, hl, n, 0);
+                        top = hd[0];
                     }
                 }
                 filled[i] = n;

@@ -19,7 +19,7 @@ void ivfpq__lut_float(const ivfpq_index *idx, const float *q, float *lut)
     else K->lut_ip(q, idx->pq_cb, idx->M, idx->dsub, lut);
 }
 
-static void row_range(const float *r, float *mn, float *mx)
+static void row_range_scalar(const float *r, float *mn, float *mx)
 {
     float lo = r[0], hi = r[0];
     for (int j = 1; j < 16; j++) {
@@ -28,6 +28,88 @@ static void row_range(const float *r, float *mn, float *mx)
     }
     *mn = lo;
     *mx = hi;
+}
+
+/*
+ * The per-entry loops below also exist in SSE2 (baseline on x86-64) and
+ * NEON (baseline on AArch64) forms. This file is not dispatched, so every
+ * SIMD level runs the same code; the vector forms compute exactly what the
+ * scalar lines do: min/max differ from them only in the sign of a zero
+ * result, which changes no later value (x - (+0) and x - (-0) round alike
+ * after the + 0.5, and sums starting at +0 absorb -0), and rows holding a
+ * NaN take the scalar path, whose result depends on where the NaN is.
+ */
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#define LUT_SSE2 1
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+#include <arm_neon.h>
+#define LUT_NEON 1
+#endif
+
+static void row_range(const float *r, float *mn, float *mx)
+{
+#if defined(LUT_SSE2)
+    __m128 a = _mm_loadu_ps(r), b = _mm_loadu_ps(r + 4), c = _mm_loadu_ps(r + 8),
+           d = _mm_loadu_ps(r + 12);
+    __m128 nan = _mm_or_ps(_mm_cmpunord_ps(a, b), _mm_cmpunord_ps(c, d));
+    if (_mm_movemask_ps(nan) == 0) {
+        __m128 lo = _mm_min_ps(_mm_min_ps(a, b), _mm_min_ps(c, d));
+        __m128 hi = _mm_max_ps(_mm_max_ps(a, b), _mm_max_ps(c, d));
+        lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+        hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+        *mn = _mm_cvtss_f32(_mm_min_ss(lo, _mm_shuffle_ps(lo, lo, 1)));
+        *mx = _mm_cvtss_f32(_mm_max_ss(hi, _mm_shuffle_ps(hi, hi, 1)));
+        return;
+    }
+#elif defined(LUT_NEON)
+    float32x4_t a = vld1q_f32(r), b = vld1q_f32(r + 4), c = vld1q_f32(r + 8), d = vld1q_f32(r + 12);
+    uint32x4_t ok = vandq_u32(vandq_u32(vceqq_f32(a, a), vceqq_f32(b, b)),
+                              vandq_u32(vceqq_f32(c, c), vceqq_f32(d, d)));
+    if (vminvq_u32(ok) != 0) {
+        *mn = vminvq_f32(vminq_f32(vminq_f32(a, b), vminq_f32(c, d)));
+        *mx = vmaxvq_f32(vmaxq_f32(vmaxq_f32(a, b), vmaxq_f32(c, d)));
+        return;
+    }
+#endif
+    row_range_scalar(r, mn, mx);
+}
+
+/* out[j] = clamp((r[j] - mn) * a + 0.5, 0, 255) truncated; NaN -> 0. */
+static void quantize_row(const float *r, float mn, float a, uint8_t *out)
+{
+#if defined(LUT_SSE2)
+    const __m128 vmn = _mm_set1_ps(mn), va = _mm_set1_ps(a), half = _mm_set1_ps(0.5f),
+                 zero = _mm_setzero_ps(), top = _mm_set1_ps(255.0f);
+    __m128i q[4];
+    for (int k = 0; k < 4; k++) {
+        __m128 v = _mm_add_ps(_mm_mul_ps(_mm_sub_ps(_mm_loadu_ps(r + 4 * k), vmn), va), half);
+        v = _mm_min_ps(_mm_max_ps(v, zero), top); /* maxps(NaN, 0) = 0 */
+        q[k] = _mm_cvttps_epi32(v);
+    }
+    __m128i w = _mm_packus_epi16(_mm_packs_epi32(q[0], q[1]), _mm_packs_epi32(q[2], q[3]));
+    _mm_storeu_si128((__m128i *)(void *)out, w);
+#elif defined(LUT_NEON)
+    const float32x4_t vmn = vdupq_n_f32(mn), va = vdupq_n_f32(a), half = vdupq_n_f32(0.5f),
+                      zero = vdupq_n_f32(0.0f), top = vdupq_n_f32(255.0f);
+    uint32x4_t q[4];
+    for (int k = 0; k < 4; k++) {
+        float32x4_t v = vaddq_f32(vmulq_f32(vsubq_f32(vld1q_f32(r + 4 * k), vmn), va), half);
+        v = vbslq_f32(vcgeq_f32(v, zero), v, zero); /* NaN and negatives -> 0 */
+        v = vbslq_f32(vcgtq_f32(v, top), top, v);
+        q[k] = vcvtq_u32_f32(v);
+    }
+    uint16x8_t h0 = vcombine_u16(vmovn_u32(q[0]), vmovn_u32(q[1]));
+    uint16x8_t h1 = vcombine_u16(vmovn_u32(q[2]), vmovn_u32(q[3]));
+    vst1q_u8(out, vcombine_u8(vmovn_u16(h0), vmovn_u16(h1)));
+#else
+    for (int j = 0; j < 16; j++) {
+        float v = (r[j] - mn) * a + 0.5f;
+        if (!(v >= 0.0f)) v = 0.0f;
+        if (v > 255.0f) v = 255.0f;
+        out[j] = (uint8_t)(unsigned)v;
+    }
+#endif
 }
 
 void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
@@ -49,12 +131,7 @@ void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, i
         const float *r = lut + m * 16;
         float mn, mx;
         row_range(r, &mn, &mx);
-        for (int j = 0; j < 16; j++) {
-            float v = (r[j] - mn) * a + 0.5f;
-            if (!(v >= 0.0f)) v = 0.0f;
-            if (v > 255.0f) v = 255.0f;
-            lut8[m * 16 + (size_t)j] = (uint8_t)(unsigned)v;
-        }
+        quantize_row(r, mn, a, lut8 + m * 16);
         bias += mn;
     }
     if (M2 > M) memset(lut8 + M * 16, 0, (M2 - M) * 16);

@@ -297,6 +297,26 @@ static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nit
 
 /* ------------------------------------------------------------- finishing */
 
+/* Candidates whose vectors are requested ahead of the refine loop: they
+ * are random rows of a large array, so the loop waits on memory unless
+ * several whole rows are in flight at once. */
+#define REFINE_AHEAD 4
+
+static void prefetch_vector(const ivfpq_index *idx, uint64_t ref)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    ivfpq_list_view v;
+    ivfpq__list_get(idx, (size_t)(ref >> 32), &v);
+    const char *p = (const char *)(v.vecs + (size_t)(ref & 0xffffffffu) * (size_t)idx->d);
+    size_t bytes = (size_t)idx->d * sizeof(float);
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
+    __builtin_prefetch(p + bytes - 1);
+#else
+    (void)idx;
+    (void)ref;
+#endif
+}
+
 /* Writes query qi's k results: re-ranked exactly (RFlat) or as scanned,
  * ordered by (distance, label). The output arrays double as the heap. */
 static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab)
@@ -305,23 +325,33 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
     const plan *pl = ch->pl;
     size_t n = ch->hn[qi], m = 0, d = (size_t)idx->d;
     float *keys = ch->hk + qi * pl->kb;
-    const uint64_t *refs = ch->hr + qi * pl->kb;
+    uint64_t *refs = ch->hr + qi * pl->kb;
     uint64_t *ol = (uint64_t *)lab; /* labels are >= 0: same order as uint64 */
     int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     const float *x = ch->q + qi * d;
+    if (idx->spec.refine) {
+        /* in memory order (the heap is done with): rows of one list are
+         * visited ascending, which shares pages and helps the prefetcher */
+        for (size_t c = 1; c < n; c++) {
+            float kv = keys[c];
+            uint64_t rv = refs[c];
+            size_t j = c;
+            for (; j > 0 && refs[j - 1] > rv; j--) {
+                keys[j] = keys[j - 1];
+                refs[j] = refs[j - 1];
+            }
+            keys[j] = kv;
+            refs[j] = rv;
+        }
+        for (size_t c = 0; c < n && c < REFINE_AHEAD; c++) prefetch_vector(idx, refs[c]);
+    }
     for (size_t c = 0; c < n; c++) {
         size_t list = (size_t)(refs[c] >> 32), off = (size_t)(refs[c] & 0xffffffffu);
         ivfpq_list_view v;
         ivfpq__list_get(idx, list, &v);
         float D = keys[c];
         if (idx->spec.refine) {
-            if (c + 1 < n) { /* the next candidate's vector is a likely cache miss */
-                ivfpq_list_view nv;
-                ivfpq__list_get(idx, (size_t)(refs[c + 1] >> 32), &nv);
-#if defined(__GNUC__) || defined(__clang__)
-                __builtin_prefetch(nv.vecs + (size_t)(refs[c + 1] & 0xffffffffu) * d);
-#endif
-            }
+            if (c + REFINE_AHEAD < n) prefetch_vector(idx, refs[c + REFINE_AHEAD]);
             const float *y = v.vecs + off * d;
             float r;
             if (ip) {
@@ -362,7 +392,13 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
         }
     }
     size_t ni = cn * P;
-    for (size_t i = 0; i < ni; i++) ch->items[i] = ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
+    /* Each query's nearest list is scanned in a first round, the others in
+     * a second: the top-k then holds good candidates early, so far fewer
+     * FastScan lanes pass the threshold and far fewer top-k updates happen
+     * (the kept set does not depend on the order, see topk.h). Bit 63 is
+     * the round; list ids are < 2^31. */
+    for (size_t i = 0; i < ni; i++)
+        ch->items[i] = ((uint64_t)(i % P != 0) << 63) | ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
     sort_u64(ch->items, ni);
     memset(ch->hn, 0, cn * sizeof(size_t));
     if (pl->pq && !pl->resid_l2)
@@ -371,8 +407,9 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
             ivfpq__lut_quantize(ch->lutf, idx->M, idx->M2, ch->lut8 + i * L, &ch->qlut[i]);
         }
     for (size_t a = 0; a < ni;) {
-        size_t list = (size_t)(ch->items[a] >> 32), b = a + 1;
-        while (b < ni && (size_t)(ch->items[b] >> 32) == list) b++;
+        uint64_t key = ch->items[a] >> 32; /* round and list */
+        size_t list = (size_t)(key & 0x7fffffffu), b = a + 1;
+        while (b < ni && ch->items[b] >> 32 == key) b++;
         if (pl->pq) scan_pq(ch, list, ch->items + a, b - a);
         else scan_exact(ch, list, ch->items + a, b - a);
         a = b;

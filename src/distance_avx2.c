@@ -1,0 +1,184 @@
+/*
+ * Float kernels, AVX2 (no FMA: the canonical order has separate mul and
+ * add). The 16 canonical lanes of a pair are two ymm: lanes 0-7 and 8-15.
+ * A 2 x 4 tile runs two passes, one per half, so that 8 accumulators (plus
+ * the 4 y vectors) fit the 16 registers; the first level of the canonical
+ * tree (lane i + lane i + 8) is then "half 0 + half 1", and the other three
+ * levels run on the 8 pairs at once with transposing shuffles.
+ */
+#include <immintrin.h>
+
+#include "kernels.h"
+
+/* maskload takes the sign bit of each 32-bit lane */
+IVFPQ_INLINE __m256i tail_mask(size_t r)
+{
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), idx);
+}
+
+IVFPQ_INLINE __m256 term(__m256 a, __m256 b, int l2)
+{
+    if (l2) {
+        __m256 t = _mm256_sub_ps(a, b);
+        return _mm256_mul_ps(t, t);
+    }
+    return _mm256_mul_ps(a, b);
+}
+
+/* Lanes [0, 8) of the result are pairs 0, 2, 4, 6; lanes [4, 8) are 1, 3,
+ * 5, 7; each is the canonical tree applied to (lo[k], hi[k]). */
+IVFPQ_INLINE __m256 reduce8(const __m256 lo[8], const __m256 hi[8])
+{
+    __m256 h[8], q[4], s[2];
+IVFPQ_UNROLL
+    for (int k = 0; k < 8; k++) h[k] = _mm256_add_ps(lo[k], hi[k]);
+IVFPQ_UNROLL
+    for (int k = 0; k < 4; k++) {
+        __m256 a = h[2 * k], b = h[2 * k + 1];
+        q[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    }
+IVFPQ_UNROLL
+    for (int k = 0; k < 2; k++) {
+        __m256d a = _mm256_castps_pd(q[2 * k]), b = _mm256_castps_pd(q[2 * k + 1]);
+        s[k] = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(a, b)),
+                             _mm256_castpd_ps(_mm256_unpackhi_pd(a, b)));
+    }
+    return _mm256_add_ps(_mm256_shuffle_ps(s[0], s[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm256_shuffle_ps(s[0], s[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+IVFPQ_INLINE float reduce1(__m256 lo, __m256 hi)
+{
+    __m256 h = _mm256_add_ps(lo, hi);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
+}
+
+/* One half (lanes 8*half .. 8*half+7 of every 16) of the RX x RY pairs. */
+IVFPQ_INLINE void half_pass(const float *x, const float *y, size_t d, size_t half,
+                            __m256 acc[2][4], const int RX, const int RY, const int L2)
+{
+IVFPQ_UNROLL
+    for (int i = 0; i < RX; i++)
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) acc[i][j] = _mm256_setzero_ps();
+    size_t t = 8 * half;
+    for (; t + 8 <= d; t += 16) {
+        __m256 yv[4];
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) yv[j] = _mm256_loadu_ps(y + j * d + t);
+IVFPQ_UNROLL
+        for (int i = 0; i < RX; i++) {
+            __m256 xv = _mm256_loadu_ps(x + i * d + t);
+IVFPQ_UNROLL
+            for (int j = 0; j < RY; j++) acc[i][j] = _mm256_add_ps(acc[i][j], term(xv, yv[j], L2));
+        }
+    }
+    if (t < d) { /* zero lanes add +0: no change to any accumulator */
+        __m256i m = tail_mask(d - t);
+        __m256 yv[4];
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) yv[j] = _mm256_maskload_ps(y + j * d + t, m);
+IVFPQ_UNROLL
+        for (int i = 0; i < RX; i++) {
+            __m256 xv = _mm256_maskload_ps(x + i * d + t, m);
+IVFPQ_UNROLL
+            for (int j = 0; j < RY; j++) acc[i][j] = _mm256_add_ps(acc[i][j], term(xv, yv[j], L2));
+        }
+    }
+}
+
+IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, size_t ldo,
+                       const int RX, const int RY, const int L2)
+{
+    __m256 a0[2][4], a1[2][4];
+    half_pass(x, y, d, 0, a0, RX, RY, L2);
+    half_pass(x, y, d, 1, a1, RX, RY, L2);
+    if (RX == 1 && RY == 1) {
+        out[0] = reduce1(a0[0][0], a1[0][0]);
+        return;
+    }
+    __m256 lo[8], hi[8];
+IVFPQ_UNROLL
+    for (int k = 0; k < 8; k++) lo[k] = hi[k] = _mm256_setzero_ps();
+    /* pair k = 2j + i, so that row i comes out in 128-bit lane i */
+IVFPQ_UNROLL
+    for (int i = 0; i < RX; i++)
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) {
+            lo[2 * j + i] = a0[i][j];
+            hi[2 * j + i] = a1[i][j];
+        }
+    __m256 r = reduce8(lo, hi);
+    const __m128i sm = _mm_cmpgt_epi32(_mm_set1_epi32(RY), _mm_setr_epi32(0, 1, 2, 3));
+    _mm_maskstore_ps(out, sm, _mm256_castps256_ps128(r));
+    if (RX > 1) _mm_maskstore_ps(out + ldo, sm, _mm256_extractf128_ps(r, 1));
+}
+
+#define TILE_CASE(RX, RY, L2) \
+    case (RX) * 8 + (RY): tile(xi, yj, d, o, ldo, RX, RY, L2); break;
+
+IVFPQ_INLINE void tiles(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                        float *out, size_t ldo, const int L2)
+{
+    for (size_t j0 = 0; j0 < ny; j0 += 4) {
+        size_t ry = ny - j0 < 4 ? ny - j0 : 4;
+        for (size_t i0 = 0; i0 < nx; i0 += 2) {
+            size_t rx = nx - i0 < 2 ? nx - i0 : 2;
+            const float *xi = x + i0 * d, *yj = y + j0 * d;
+            float *o = out + i0 * ldo + j0;
+            switch (rx * 8 + ry) {
+                TILE_CASE(2, 4, L2) TILE_CASE(2, 3, L2) TILE_CASE(2, 2, L2) TILE_CASE(2, 1, L2)
+                TILE_CASE(1, 4, L2) TILE_CASE(1, 3, L2) TILE_CASE(1, 2, L2) TILE_CASE(1, 1, L2)
+            default: break;
+            }
+        }
+    }
+}
+
+void ivfpq__l2sqr_tile_avx2(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                            float *out, size_t ldo)
+{
+    tiles(x, nx, y, ny, d, out, ldo, 1);
+}
+
+void ivfpq__dot_tile_avx2(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                          float *out, size_t ldo)
+{
+    tiles(x, nx, y, ny, d, out, ldo, 0);
+}
+
+/* ------------------------------------------------------------------ LUTs */
+
+IVFPQ_INLINE void lut_any(const float *q, const float *cb, size_t M, size_t dsub, float *lut,
+                          const int L2)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (size_t m = 0; m < M; m++) {
+        const float *qm = q + m * dsub, *c = cb + m * dsub * 16;
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+        for (size_t t = 0; t < dsub; t++) {
+            __m256 qb = _mm256_set1_ps(qm[t]);
+            s0 = _mm256_add_ps(s0, term(qb, _mm256_loadu_ps(c + t * 16), L2));
+            s1 = _mm256_add_ps(s1, term(qb, _mm256_loadu_ps(c + t * 16 + 8), L2));
+        }
+        if (!L2) {
+            s0 = _mm256_xor_ps(s0, sign);
+            s1 = _mm256_xor_ps(s1, sign);
+        }
+        _mm256_storeu_ps(lut + m * 16, s0);
+        _mm256_storeu_ps(lut + m * 16 + 8, s1);
+    }
+}
+
+void ivfpq__lut_l2_avx2(const float *q, const float *cb, size_t M, size_t dsub, float *lut)
+{
+    lut_any(q, cb, M, dsub, lut, 1);
+}
+
+void ivfpq__lut_ip_avx2(const float *q, const float *cb, size_t M, size_t dsub, float *lut)
+{
+    lut_any(q, cb, M, dsub, lut, 0);
+}

@@ -1,0 +1,182 @@
+/*
+ * Float kernels, AVX-512F: one zmm holds the 16 canonical lanes of one
+ * (x row, y row) pair, so the canonical order of kernels.h is simply "one
+ * vector accumulator per pair". Tiles of up to 4 x 4 pairs keep 16
+ * accumulators in registers; the 16 finished accumulators are reduced
+ * together by a transposing tree whose every add is the canonical one.
+ */
+#include <immintrin.h>
+
+#include "kernels.h"
+
+IVFPQ_INLINE __mmask16 tail_mask(size_t r) { return (__mmask16)((1u << r) - 1u); }
+
+/* Canonical reduction of one accumulator. */
+IVFPQ_INLINE float reduce1(__m512 a)
+{
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), hi);
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    __m128 p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    return _mm_cvtss_f32(_mm_add_ss(p, _mm_shuffle_ps(p, p, 1)));
+}
+
+/* Canonical reduction of 16 accumulators at once. Each level adds lanes i
+ * and i + 8 (then 4, 2, 1) of every input, as the scalar tree does, while
+ * shuffling the inputs so that lane 4a + b of the result is v[4b + a]. */
+IVFPQ_INLINE __m512 reduce16(const __m512 v[16])
+{
+    __m512 w[8], u[4], s[2];
+IVFPQ_UNROLL
+    for (int k = 0; k < 8; k++) {
+        __m512 a = v[2 * k], b = v[2 * k + 1];
+        w[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+IVFPQ_UNROLL
+    for (int k = 0; k < 4; k++) {
+        __m512 a = w[2 * k], b = w[2 * k + 1];
+        u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
+    }
+IVFPQ_UNROLL
+    for (int k = 0; k < 2; k++) {
+        __m512d a = _mm512_castps_pd(u[2 * k]), b = _mm512_castps_pd(u[2 * k + 1]);
+        s[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(a, b)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(a, b)));
+    }
+    return _mm512_add_ps(_mm512_shuffle_ps(s[0], s[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(s[0], s[1], _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+IVFPQ_INLINE __m512 term(__m512 a, __m512 b, int l2)
+{
+    if (l2) {
+        __m512 t = _mm512_sub_ps(a, b);
+        return _mm512_mul_ps(t, t);
+    }
+    return _mm512_mul_ps(a, b);
+}
+
+/* out[i * ldo + j] for i < RX, j < RY; RX, RY, L2 are constants after
+ * inlining, so acc[][] lives in registers. */
+IVFPQ_INLINE void tile(const float *x, const float *y, size_t d, float *out, size_t ldo,
+                       const int RX, const int RY, const int L2)
+{
+    __m512 acc[4][4];
+IVFPQ_UNROLL
+    for (int i = 0; i < RX; i++)
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) acc[i][j] = _mm512_setzero_ps();
+    size_t t = 0;
+    for (; t + 16 <= d; t += 16) {
+        __m512 yv[4];
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) yv[j] = _mm512_loadu_ps(y + j * d + t);
+IVFPQ_UNROLL
+        for (int i = 0; i < RX; i++) {
+            __m512 xv = _mm512_loadu_ps(x + i * d + t);
+IVFPQ_UNROLL
+            for (int j = 0; j < RY; j++) acc[i][j] = _mm512_add_ps(acc[i][j], term(xv, yv[j], L2));
+        }
+    }
+    if (t < d) { /* zero lanes add +0, which leaves any accumulator unchanged */
+        __mmask16 m = tail_mask(d - t);
+        __m512 yv[4];
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) yv[j] = _mm512_maskz_loadu_ps(m, y + j * d + t);
+IVFPQ_UNROLL
+        for (int i = 0; i < RX; i++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + i * d + t);
+IVFPQ_UNROLL
+            for (int j = 0; j < RY; j++) acc[i][j] = _mm512_add_ps(acc[i][j], term(xv, yv[j], L2));
+        }
+    }
+    if (RX == 1 && RY == 1) {
+        out[0] = reduce1(acc[0][0]);
+        return;
+    }
+    /* v[4j + i] = acc[i][j]: lane group i of the result is row i */
+    __m512 v[16];
+IVFPQ_UNROLL
+    for (int k = 0; k < 16; k++) v[k] = _mm512_setzero_ps();
+IVFPQ_UNROLL
+    for (int i = 0; i < RX; i++)
+IVFPQ_UNROLL
+        for (int j = 0; j < RY; j++) v[4 * j + i] = acc[i][j];
+    __m512 r = reduce16(v);
+    /* extractf32x4 needs an immediate lane index: spelled out */
+    __mmask8 cm = (__mmask8)tail_mask((size_t)RY);
+    _mm_mask_storeu_ps(out, cm, _mm512_castps512_ps128(r));
+    if (RX > 1) _mm_mask_storeu_ps(out + 1 * ldo, cm, _mm512_extractf32x4_ps(r, 1));
+    if (RX > 2) _mm_mask_storeu_ps(out + 2 * ldo, cm, _mm512_extractf32x4_ps(r, 2));
+    if (RX > 3) _mm_mask_storeu_ps(out + 3 * ldo, cm, _mm512_extractf32x4_ps(r, 3));
+}
+
+#define TILE_CASE(RX, RY, L2) \
+    case (RX) * 8 + (RY): tile(x, y, d, out, ldo, RX, RY, L2); break;
+
+/* Dispatches a tile of rx x ry (1..4 each) to its specialised body. */
+IVFPQ_INLINE void tile_any(const float *x, const float *y, size_t d, float *out, size_t ldo,
+                           size_t rx, size_t ry, const int L2)
+{
+    switch (rx * 8 + ry) {
+        TILE_CASE(4, 4, L2) TILE_CASE(4, 3, L2) TILE_CASE(4, 2, L2) TILE_CASE(4, 1, L2)
+        TILE_CASE(3, 4, L2) TILE_CASE(3, 3, L2) TILE_CASE(3, 2, L2) TILE_CASE(3, 1, L2)
+        TILE_CASE(2, 4, L2) TILE_CASE(2, 3, L2) TILE_CASE(2, 2, L2) TILE_CASE(2, 1, L2)
+        TILE_CASE(1, 4, L2) TILE_CASE(1, 3, L2) TILE_CASE(1, 2, L2) TILE_CASE(1, 1, L2)
+    default: break;
+    }
+}
+
+/* y-block outer, x rows inner: the 4 y rows stay in L1 while all x rows
+ * (the caller keeps those few) pass over them. */
+IVFPQ_INLINE void tiles(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                        float *out, size_t ldo, const int L2)
+{
+    for (size_t j0 = 0; j0 < ny; j0 += 4) {
+        size_t ry = ny - j0 < 4 ? ny - j0 : 4;
+        for (size_t i0 = 0; i0 < nx; i0 += 4) {
+            size_t rx = nx - i0 < 4 ? nx - i0 : 4;
+            tile_any(x + i0 * d, y + j0 * d, d, out + i0 * ldo + j0, ldo, rx, ry, L2);
+        }
+    }
+}
+
+void ivfpq__l2sqr_tile_avx512(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                              float *out, size_t ldo)
+{
+    tiles(x, nx, y, ny, d, out, ldo, 1);
+}
+
+void ivfpq__dot_tile_avx512(const float *x, size_t nx, const float *y, size_t ny, size_t d,
+                            float *out, size_t ldo)
+{
+    tiles(x, nx, y, ny, d, out, ldo, 0);
+}
+
+/* ------------------------------------------------------------------ LUTs */
+
+IVFPQ_INLINE void lut_any(const float *q, const float *cb, size_t M, size_t dsub, float *lut,
+                          const int L2)
+{
+    for (size_t m = 0; m < M; m++) {
+        const float *qm = q + m * dsub, *c = cb + m * dsub * 16;
+        __m512 s = _mm512_setzero_ps();
+        for (size_t t = 0; t < dsub; t++)
+            s = _mm512_add_ps(s, term(_mm512_set1_ps(qm[t]), _mm512_loadu_ps(c + t * 16), L2));
+        if (!L2) s = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(s),
+                                                          _mm512_set1_epi32(INT32_MIN)));
+        _mm512_storeu_ps(lut + m * 16, s);
+    }
+}
+
+void ivfpq__lut_l2_avx512(const float *q, const float *cb, size_t M, size_t dsub, float *lut)
+{
+    lut_any(q, cb, M, dsub, lut, 1);
+}
+
+void ivfpq__lut_ip_avx512(const float *q, const float *cb, size_t M, size_t dsub, float *lut)
+{
+    lut_any(q, cb, M, dsub, lut, 0);
+}

@@ -1,0 +1,595 @@
+/*
+ * Every SIMD kernel set against the scalar reference, bit for bit: FastScan
+ * sums and sink call sequences, float tiles, LUTs, and whole indexes
+ * (training and search) built under each level.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels.h"
+#include "synth.h"
+#include "testutil.h"
+
+static const ivfpq_kernels *ref(void)
+{
+    const ivfpq_kernels *k = ivfpq__kernels_for(IVFPQ_SIMD_SCALAR);
+    assert_non_null(k);
+    return k;
+}
+
+/* The SIMD levels this build and CPU have (scalar excluded). */
+static size_t simd_levels(const ivfpq_kernels **out)
+{
+    size_t n = 0;
+    for (int l = IVFPQ_SIMD_SCALAR + 1; l <= IVFPQ_SIMD_NEON; l++) {
+        const ivfpq_kernels *k = ivfpq__kernels_for((ivfpq_simd_level)l);
+        if (k) {
+            assert_int_equal(k->level, l);
+            out[n++] = k;
+        }
+    }
+    return n;
+}
+
+static uint32_t rnd(synth_rng *r, uint32_t n) { return (uint32_t)(synth_next(r) % n); }
+
+/* Floats with a wide spread of magnitudes and signs, so that any change in
+ * the order of additions shows in the last bits. */
+static float rnd_float(synth_rng *r)
+{
+    float m = (float)(synth_uniform(r) * 2.0 - 1.0);
+    return ldexpf(m, (int)rnd(r, 24) - 12);
+}
+
+/* Codes at an odd address, to exercise unaligned loads. */
+static uint8_t *rnd_bytes(synth_rng *r, size_t n, uint8_t **base)
+{
+    *base = malloc(n + 1);
+    assert_non_null(*base);
+    uint8_t *p = *base + 1;
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)synth_next(r);
+    return p;
+}
+
+/* LUT of M2 rows: rows >= M zero (odd M), values random or all 255. */
+static uint8_t *rnd_lut(synth_rng *r, size_t M, size_t M2, int full, uint8_t **base)
+{
+    uint8_t *lut = rnd_bytes(r, M2 * 16, base);
+    if (full) memset(lut, 255, M * 16);
+    memset(lut + M * 16, 0, (M2 - M) * 16);
+    return lut;
+}
+
+static const size_t test_M[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129};
+
+/* ------------------------------------------------------ fs_accumulate */
+
+static void fs_accumulate_matches(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 101);
+    for (size_t mi = 0; mi < sizeof test_M / sizeof test_M[0]; mi++) {
+        size_t M = test_M[mi], M2 = (M + 1) & ~(size_t)1;
+        for (int full = 0; full < 2; full++) {
+            size_t nblocks = 1 + rnd(&r, 5);
+            uint8_t *cb, *lb;
+            uint8_t *codes = rnd_bytes(&r, nblocks * 16 * M2, &cb);
+            uint8_t *lut = rnd_lut(&r, M, M2, full, &lb);
+            uint16_t *want = malloc(nblocks * 32 * sizeof(uint16_t));
+            uint16_t *got = malloc(nblocks * 32 * sizeof(uint16_t));
+            ref()->fs_accumulate(codes, nblocks, M2, lut, want);
+            if (full) /* every code hits 255: the sums are known */
+                for (size_t v = 0; v < nblocks * 32; v++) assert_int_equal(want[v], 255 * M);
+            for (size_t l = 0; l < nl; l++) {
+                memset(got, 0xa5, nblocks * 32 * sizeof(uint16_t));
+                lv[l]->fs_accumulate(codes, nblocks, M2, lut, got);
+                if (memcmp(want, got, nblocks * 32 * sizeof(uint16_t)) != 0)
+                    fail_msg("fs_accumulate %s: M2=%zu nblocks=%zu differs from scalar",
+                             ivfpq_simd_name(lv[l]->level), M2, nblocks);
+            }
+            free(cb);
+            free(lb);
+            free(want);
+            free(got);
+        }
+    }
+}
+
+/* The layout itself: a code set with ivfpq__pq4_set comes back in the sum
+ * of the right vector, at every level. */
+static void fs_layout_single_codes(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    lv[nl++] = ref();
+    const size_t M2 = 6;
+    uint8_t codes[2 * 16 * 6], lut[6 * 16];
+    for (size_t m = 0; m < M2; m++)
+        for (size_t j = 0; j < 16; j++) lut[m * 16 + j] = (uint8_t)(j ? 1u << m : 0);
+    for (size_t v = 0; v < 64; v += 3) {
+        memset(codes, 0, sizeof codes);
+        for (size_t m = 0; m < M2; m++) ivfpq__pq4_set(codes, M2, v, m, (unsigned)(1 + (m + v) % 15));
+        for (size_t l = 0; l < nl; l++) {
+            uint16_t s[64];
+            lv[l]->fs_accumulate(codes, 2, M2, lut, s);
+            for (size_t u = 0; u < 64; u++) assert_int_equal(s[u], u == v ? 63 : 0);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ fs_scan */
+
+typedef struct call {
+    size_t qi, block;
+    uint32_t mask;
+    uint16_t sums[32];
+} call;
+
+typedef struct rec_ctx {
+    ivfpq_fs_ctx ctx; /* first */
+    call *calls;
+    size_t n, cap;
+    size_t nblocks;
+} rec_ctx;
+
+/* Records the call and lowers the threshold as a top-k would, sometimes
+ * retiring the query; deterministic in its inputs. */
+static void rec_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
+                     const uint16_t *sums)
+{
+    rec_ctx *R = (rec_ctx *)ctx;
+    assert_true(R->n < R->cap);
+    assert_true(qi < ctx->nq);
+    assert_true(block < R->nblocks);
+    assert_int_not_equal(mask, 0);
+    call *c = &R->calls[R->n++];
+    c->qi = qi;
+    c->block = block;
+    c->mask = mask;
+    memcpy(c->sums, sums, sizeof c->sums);
+    uint32_t lo = 65535;
+    for (int v = 0; v < 32; v++)
+        if (mask >> v & 1 && sums[v] < lo) lo = sums[v];
+    int32_t t = ctx->thr[qi];
+    if ((block + qi + (size_t)lo) % 7 == 3) t = -1;
+    else t = ((int32_t)lo + t) / 2;
+    ctx->thr[qi] = t;
+}
+
+static size_t run_scan(const ivfpq_kernels *K, const uint8_t *codes, size_t nblocks, size_t M2,
+                       const uint8_t *const *luts, const int32_t *thr0, size_t nq, call *calls,
+                       size_t cap, int32_t *thr_end)
+{
+    rec_ctx R;
+    memset(&R, 0, sizeof R);
+    R.ctx.nq = nq;
+    R.ctx.sink = rec_sink;
+    for (size_t q = 0; q < nq; q++) {
+        R.ctx.lut[q] = luts[q];
+        R.ctx.thr[q] = thr0[q];
+    }
+    R.calls = calls;
+    R.cap = cap;
+    R.nblocks = nblocks;
+    K->fs_scan(codes, nblocks, M2, &R.ctx);
+    memcpy(thr_end, R.ctx.thr, nq * sizeof(int32_t));
+    return R.n;
+}
+
+static void fs_scan_matches(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 202);
+    for (int rep = 0; rep < 120; rep++) {
+        size_t M = test_M[rnd(&r, sizeof test_M / sizeof test_M[0])], M2 = (M + 1) & ~(size_t)1;
+        size_t nblocks = 1 + rnd(&r, 7), nq = 1 + rnd(&r, IVFPQ_FS_MAX_NQ);
+        uint8_t *cb, *lb[IVFPQ_FS_MAX_NQ];
+        const uint8_t *luts[IVFPQ_FS_MAX_NQ];
+        uint8_t *codes = rnd_bytes(&r, nblocks * 16 * M2, &cb);
+        int32_t thr0[IVFPQ_FS_MAX_NQ];
+        for (size_t q = 0; q < nq; q++) {
+            luts[q] = rnd_lut(&r, M, M2, 0, &lb[q]);
+            /* around the typical sum, plus the edge cases */
+            switch (rnd(&r, 9)) {
+            case 0: thr0[q] = -1; break;
+            case 1: thr0[q] = 0; break;
+            case 2: thr0[q] = 65535; break;
+            case 3: thr0[q] = 100000; break; /* above any sum: all lanes pass */
+            case 4: /* between the mean partial sums at 1/2 and 3/4: early exits */
+                thr0[q] = (int32_t)(M * 80 + rnd(&r, (uint32_t)M * 12 + 1));
+                break;
+            default: thr0[q] = (int32_t)(M * 128 - M * 16 + rnd(&r, (uint32_t)M * 32 + 1)); break;
+            }
+        }
+        size_t cap = nblocks * nq;
+        call *want = calloc(cap, sizeof(call)), *got = calloc(cap, sizeof(call));
+        int32_t te_want[IVFPQ_FS_MAX_NQ], te_got[IVFPQ_FS_MAX_NQ];
+        size_t nw = run_scan(ref(), codes, nblocks, M2, luts, thr0, nq, want, cap, te_want);
+
+        /* the scalar calls themselves: mask = lanes <= threshold in force */
+        uint16_t *all = malloc(nblocks * 32 * sizeof(uint16_t));
+        for (size_t i = 0; i < nw; i++) {
+            ref()->fs_accumulate(codes, nblocks, M2, luts[want[i].qi], all);
+            assert_memory_equal(want[i].sums, all + want[i].block * 32, 64);
+        }
+        free(all);
+
+        for (size_t l = 0; l < nl; l++) {
+            memset(got, 0, cap * sizeof(call));
+            size_t ng = run_scan(lv[l], codes, nblocks, M2, luts, thr0, nq, got, cap, te_got);
+            if (ng != nw || memcmp(want, got, nw * sizeof(call)) != 0 ||
+                memcmp(te_want, te_got, nq * sizeof(int32_t)) != 0)
+                fail_msg("fs_scan %s: M2=%zu nblocks=%zu nq=%zu: %zu calls, scalar made %zu",
+                         ivfpq_simd_name(lv[l]->level), M2, nblocks, nq, ng, nw);
+        }
+        free(want);
+        free(got);
+        free(cb);
+        for (size_t q = 0; q < nq; q++) free(lb[q]);
+    }
+}
+
+/* A sink that checks the mask against the threshold it was computed with. */
+typedef struct mask_ctx {
+    ivfpq_fs_ctx ctx;
+    int32_t seen_thr[IVFPQ_FS_MAX_NQ];
+    size_t ncalls;
+} mask_ctx;
+
+static void mask_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
+                      const uint16_t *sums)
+{
+    mask_ctx *R = (mask_ctx *)ctx;
+    (void)block;
+    for (int v = 0; v < 32; v++) {
+        int pass = (int32_t)sums[v] <= ctx->thr[qi];
+        assert_int_equal((mask >> v) & 1, pass);
+    }
+    R->ncalls++;
+    ctx->thr[qi] -= 3; /* may go negative: the query then stops */
+}
+
+static void fs_scan_masks(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    lv[nl++] = ref();
+    synth_rng r;
+    synth_seed(&r, 303);
+    const size_t M2 = 8, nblocks = 40;
+    uint8_t *cb, *lb;
+    uint8_t *codes = rnd_bytes(&r, nblocks * 16 * M2, &cb);
+    uint8_t *lut = rnd_lut(&r, M2, M2, 0, &lb);
+    for (size_t l = 0; l < nl; l++) {
+        mask_ctx R;
+        memset(&R, 0, sizeof R);
+        R.ctx.nq = IVFPQ_FS_MAX_NQ;
+        R.ctx.sink = mask_sink;
+        for (size_t q = 0; q < IVFPQ_FS_MAX_NQ; q++) {
+            R.ctx.lut[q] = lut;
+            R.ctx.thr[q] = (int32_t)(q * 150); /* 0 and small ones retire early */
+        }
+        lv[l]->fs_scan(codes, nblocks, M2, &R.ctx);
+        assert_true(R.ncalls > 0);
+    }
+    free(cb);
+    free(lb);
+}
+
+/* ------------------------------------------------------------- floats */
+
+static float *rnd_floats(synth_rng *r, size_t n, float **base)
+{
+    *base = malloc((n + 1) * sizeof(float));
+    assert_non_null(*base);
+    float *p = *base + 1; /* not 16-byte aligned */
+    for (size_t i = 0; i < n; i++) p[i] = rnd_float(r);
+    return p;
+}
+
+static void tiles_match(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 404);
+    static const size_t dims[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 23, 31, 32, 33, 47, 48,
+                                  63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 300};
+    for (int rep = 0; rep < 150; rep++) {
+        size_t d = dims[rep % (sizeof dims / sizeof dims[0])];
+        size_t nx = 1 + rnd(&r, 11), ny = 1 + rnd(&r, 19), ldo = ny + rnd(&r, 3);
+        float *xb, *yb;
+        float *x = rnd_floats(&r, nx * d, &xb), *y = rnd_floats(&r, ny * d, &yb);
+        float *want = malloc(nx * ldo * sizeof(float)), *got = malloc(nx * ldo * sizeof(float));
+        for (int op = 0; op < 2; op++) {
+            memset(want, 0x7f, nx * ldo * sizeof(float));
+            (op ? ref()->dot_tile : ref()->l2sqr_tile)(x, nx, y, ny, d, want, ldo);
+            for (size_t l = 0; l < nl; l++) {
+                memset(got, 0x7f, nx * ldo * sizeof(float)); /* padding must stay untouched */
+                (op ? lv[l]->dot_tile : lv[l]->l2sqr_tile)(x, nx, y, ny, d, got, ldo);
+                if (memcmp(want, got, nx * ldo * sizeof(float)) != 0)
+                    fail_msg("%s %s: nx=%zu ny=%zu d=%zu ldo=%zu differs from scalar",
+                             op ? "dot_tile" : "l2sqr_tile", ivfpq_simd_name(lv[l]->level), nx, ny,
+                             d, ldo);
+            }
+        }
+        free(xb);
+        free(yb);
+        free(want);
+        free(got);
+    }
+}
+
+/* Large tiles as the coarse quantizer calls them. */
+static void tiles_match_large(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 505);
+    const size_t nx = 33, ny = 70, d = 96;
+    float *xb, *yb;
+    float *x = rnd_floats(&r, nx * d, &xb), *y = rnd_floats(&r, ny * d, &yb);
+    float *want = malloc(nx * ny * sizeof(float)), *got = malloc(nx * ny * sizeof(float));
+    for (int op = 0; op < 2; op++) {
+        (op ? ref()->dot_tile : ref()->l2sqr_tile)(x, nx, y, ny, d, want, ny);
+        for (size_t l = 0; l < nl; l++) {
+            (op ? lv[l]->dot_tile : lv[l]->l2sqr_tile)(x, nx, y, ny, d, got, ny);
+            assert_memory_equal(want, got, nx * ny * sizeof(float));
+        }
+    }
+    free(xb);
+    free(yb);
+    free(want);
+    free(got);
+}
+
+/* The canonical order, written out here once more: guards the scalar
+ * reference itself against drifting. */
+static void scalar_is_canonical(void **state)
+{
+    (void)state;
+    synth_rng r;
+    synth_seed(&r, 606);
+    for (size_t d = 1; d < 70; d += 3) {
+        float *xb, *yb;
+        float *x = rnd_floats(&r, d, &xb), *y = rnd_floats(&r, d, &yb);
+        for (int op = 0; op < 2; op++) {
+            float acc[16] = {0}, h[8], q[4], p[2], got;
+            for (size_t j = 0; j < d; j++) {
+                float t;
+                if (op) {
+                    t = x[j] * y[j];
+                } else {
+                    float df = x[j] - y[j];
+                    t = df * df;
+                }
+                acc[j % 16] = acc[j % 16] + t;
+            }
+            for (int i = 0; i < 8; i++) h[i] = acc[i] + acc[i + 8];
+            for (int i = 0; i < 4; i++) q[i] = h[i] + h[i + 4];
+            for (int i = 0; i < 2; i++) p[i] = q[i] + q[i + 2];
+            float want = p[0] + p[1];
+            (op ? ref()->dot_tile : ref()->l2sqr_tile)(x, 1, y, 1, d, &got, 1);
+            assert_memory_equal(&want, &got, sizeof want);
+        }
+        free(xb);
+        free(yb);
+    }
+}
+
+static void luts_match(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 707);
+    static const size_t Ms[] = {1, 2, 3, 7, 16, 33};
+    for (size_t dsub = 1; dsub <= 9; dsub++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+            size_t M = Ms[mi];
+            float *qb, *cbb;
+            float *q = rnd_floats(&r, M * dsub, &qb), *cb = rnd_floats(&r, M * dsub * 16, &cbb);
+            float *want = malloc(M * 16 * sizeof(float)), *got = malloc(M * 16 * sizeof(float));
+            for (int op = 0; op < 2; op++) {
+                (op ? ref()->lut_ip : ref()->lut_l2)(q, cb, M, dsub, want);
+                for (size_t l = 0; l < nl; l++) {
+                    memset(got, 0, M * 16 * sizeof(float));
+                    (op ? lv[l]->lut_ip : lv[l]->lut_l2)(q, cb, M, dsub, got);
+                    if (memcmp(want, got, M * 16 * sizeof(float)) != 0)
+                        fail_msg("%s %s: M=%zu dsub=%zu differs from scalar", op ? "lut_ip" : "lut_l2",
+                                 ivfpq_simd_name(lv[l]->level), M, dsub);
+                }
+            }
+            free(qb);
+            free(cbb);
+            free(want);
+            free(got);
+        }
+}
+
+/* ---------------------------------------------------- LUT quantizer */
+
+/* lut.c's quantizer written out plainly (its SIMD row helpers must agree). */
+static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
+{
+    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[64], mx[64];
+    for (size_t m = 0; m < M; m++) {
+        const float *r = lut + m * 16;
+        mn[m] = mx[m] = r[0];
+        for (int j = 1; j < 16; j++) {
+            if (r[j] < mn[m]) mn[m] = r[j];
+            if (r[j] > mx[m]) mx[m] = r[j];
+        }
+        float span = mx[m] - mn[m];
+        if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f;
+        if (span > maxspan) maxspan = span;
+        sumspan += span;
+    }
+    float a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
+    float limit = 65535.0f - (float)M2;
+    if (sumspan * a > limit) a = limit / sumspan;
+    if (!(a > 0.0f)) a = 1.17549435e-38f;
+    for (size_t m = 0; m < M; m++) {
+        for (int j = 0; j < 16; j++) {
+            float v = (lut[m * 16 + (size_t)j] - mn[m]) * a + 0.5f;
+            if (!(v >= 0.0f)) v = 0.0f;
+            if (v > 255.0f) v = 255.0f;
+            lut8[m * 16 + (size_t)j] = (uint8_t)(unsigned)v;
+        }
+        bias += mn[m];
+    }
+    memset(lut8 + M * 16, 0, (M2 - M) * 16);
+    qp->scale = a;
+    qp->inv_scale = 1.0f / a;
+    qp->bias = bias;
+}
+
+static void lut_quantize_exact(void **state)
+{
+    (void)state;
+    synth_rng r;
+    synth_seed(&r, 808);
+    static const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 3e38f, 1e-40f};
+    for (int rep = 0; rep < 400; rep++) {
+        size_t M = 1 + rnd(&r, 63), M2 = (M + 1) & ~(size_t)1;
+        float lut[64 * 16];
+        int kind = rep % 4;
+        for (size_t i = 0; i < M * 16; i++) {
+            lut[i] = rnd_float(&r);
+            if (kind == 1 && rnd(&r, 8) == 0) lut[i] = specials[rnd(&r, 9)];
+            if (kind == 2) lut[i] = (float)rnd(&r, 3) - 1.0f; /* many ties and signed zeros */
+            if (kind == 3 && rnd(&r, 40) == 0) lut[i] = specials[rnd(&r, 9)];
+        }
+        if (kind == 2 && rnd(&r, 2)) lut[rnd(&r, (uint32_t)M * 16)] = -0.0f;
+        uint8_t want[64 * 16], got[64 * 16];
+        ivfpq_qlut qw, qg;
+        quantize_ref(lut, M, M2, want, &qw);
+        memset(got, 0xcc, sizeof got);
+        ivfpq__lut_quantize(lut, M, M2, got, &qg);
+        assert_memory_equal(want, got, M2 * 16);
+        assert_memory_equal(&qw, &qg, sizeof qw);
+    }
+}
+
+/* ------------------------------------------------------- end to end */
+
+typedef struct e2e_out {
+    size_t ncent;
+    float *cent, *cb, *D;
+    int64_t *I;
+} e2e_out;
+
+static void build_and_search(const char *spec, ivfpq_metric metric, size_t d, const float *xb,
+                             size_t nb, const float *xq, size_t nq, size_t k, e2e_out *o)
+{
+    ivfpq_index *idx;
+    ivfpq_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.coarse_niter = 6;
+    opt.pq_niter = 6;
+    opt.min_points_per_centroid = 1;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, spec, metric, &opt), IVFPQ_OK);
+    assert_int_equal(ivfpq_train(idx, nb, xb), IVFPQ_OK);
+    assert_int_equal(ivfpq_add(idx, nb, xb, NULL), IVFPQ_OK);
+    o->cent = o->cb = NULL;
+    o->ncent = idx->centroids ? idx->nlist : 0;
+    if (idx->centroids) {
+        o->cent = malloc(idx->nlist * d * sizeof(float));
+        memcpy(o->cent, idx->centroids, idx->nlist * d * sizeof(float));
+    }
+    if (idx->pq_cb) {
+        o->cb = malloc(d * 16 * sizeof(float));
+        memcpy(o->cb, idx->pq_cb, d * 16 * sizeof(float));
+    }
+    o->D = malloc(nq * k * sizeof(float) * 2);
+    o->I = malloc(nq * k * sizeof(int64_t) * 2);
+    ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+    p.nprobe = 3;
+    assert_int_equal(ivfpq_search(idx, nq, xq, k, &p, o->D, o->I), IVFPQ_OK);
+    /* one query at a time gives the same bits as the batch */
+    for (size_t q = 0; q < nq; q++)
+        assert_int_equal(ivfpq_search(idx, 1, xq + q * d, k, &p, o->D + (nq + q) * k,
+                                      o->I + (nq + q) * k), IVFPQ_OK);
+    assert_memory_equal(o->D, o->D + nq * k, nq * k * sizeof(float));
+    assert_memory_equal(o->I, o->I + nq * k, nq * k * sizeof(int64_t));
+    ivfpq_free(idx);
+}
+
+static void free_out(e2e_out *o)
+{
+    free(o->cent);
+    free(o->cb);
+    free(o->D);
+    free(o->I);
+}
+
+static void same_index_at_every_level(void **state)
+{
+    (void)state;
+    static const struct { const char *spec; size_t d; ivfpq_metric metric; } kinds[] = {
+        {"Flat", 30, IVFPQ_METRIC_L2},
+        {"IVF12,Flat", 30, IVFPQ_METRIC_L2},
+        {"IVF12,Flat", 30, IVFPQ_METRIC_INNER_PRODUCT},
+        {"PQ10x4fs", 30, IVFPQ_METRIC_L2},
+        {"IVF12,PQ15x4fs", 30, IVFPQ_METRIC_L2},
+        {"IVF12,PQ15x4fs", 30, IVFPQ_METRIC_INNER_PRODUCT},
+        {"IVF12,PQ10x4fsr", 30, IVFPQ_METRIC_L2},
+        {"IVF12,PQ6x4fsr,RFlat", 30, IVFPQ_METRIC_INNER_PRODUCT},
+        {"IVF8,PQ16x4fs,RFlat", 64, IVFPQ_METRIC_L2},
+    };
+    const size_t nb = 1500, nq = 20, k = 7;
+    ivfpq_simd_level start = ivfpq_simd_active();
+    for (size_t ki = 0; ki < sizeof kinds / sizeof kinds[0]; ki++) {
+        size_t d = kinds[ki].d;
+        float *x = tu_synth(nb + nq, d, 25, 17 + ki), *xq = x + nb * d;
+        e2e_out want;
+        assert_int_equal(ivfpq_simd_force(IVFPQ_SIMD_SCALAR), IVFPQ_OK);
+        build_and_search(kinds[ki].spec, kinds[ki].metric, d, x, nb, xq, nq, k, &want);
+        for (int l = IVFPQ_SIMD_SCALAR + 1; l <= IVFPQ_SIMD_NEON; l++) {
+            if (ivfpq_simd_force((ivfpq_simd_level)l) != IVFPQ_OK) continue;
+            e2e_out got;
+            build_and_search(kinds[ki].spec, kinds[ki].metric, d, x, nb, xq, nq, k, &got);
+            if (want.cent) assert_memory_equal(want.cent, got.cent, want.ncent * d * sizeof(float));
+            if (want.cb) assert_memory_equal(want.cb, got.cb, d * 16 * sizeof(float));
+            if (memcmp(want.I, got.I, nq * k * sizeof(int64_t)) ||
+                memcmp(want.D, got.D, nq * k * sizeof(float)))
+                fail_msg("%s: search results at level %s differ from scalar", kinds[ki].spec,
+                         ivfpq_simd_name((ivfpq_simd_level)l));
+            free_out(&got);
+        }
+        free_out(&want);
+        free(x);
+    }
+    assert_int_equal(ivfpq_simd_force(start), IVFPQ_OK);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(fs_accumulate_matches),
+        cmocka_unit_test(fs_layout_single_codes),
+        cmocka_unit_test(fs_scan_matches),
+        cmocka_unit_test(fs_scan_masks),
+        cmocka_unit_test(scalar_is_canonical),
+        cmocka_unit_test(tiles_match),
+        cmocka_unit_test(tiles_match_large),
+        cmocka_unit_test(luts_match),
+        cmocka_unit_test(lut_quantize_exact),
+        cmocka_unit_test(same_index_at_every_level),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
