@@ -81,7 +81,7 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     if (C > 1 && perq * C > CHUNK_BUDGET) C = CHUNK_BUDGET / perq ? CHUNK_BUDGET / perq : 1;
     pl->C = C;
 
-    size_t t = IVFPQ_ALIGN; /* slack to align any workspace pointer */
+    size_t t = 0; /* offsets from the workspace rounded up to IVFPQ_ALIGN */
     int ok = 1;
     size_t CP;
     ok &= ivfpq__mul(C, pl->P, &CP);
@@ -106,6 +106,8 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
         ok &= reserve(&t, &pl->o_qg, (size_t)GQ * d, sizeof(float));
         ok &= reserve(&t, &pl->o_tile, (size_t)GQ * TILE_V, sizeof(float));
     }
+    /* + slack: rounding the caller's pointer up moves every array by < IVFPQ_ALIGN */
+    ok &= ivfpq__add(t, IVFPQ_ALIGN - 1, &t);
     if (!ok) return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
     pl->total = t;
     return IVFPQ_OK;
