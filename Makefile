@@ -133,11 +133,22 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests at every SIMD level
+# faiss interoperability (tests/faiss_interop.py) when Debian's faiss is there
+PYTHON_FAISS ?= /usr/bin/python3
+$(BUILD)/tests/io_tool: tests/io_tool.c $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) -lm
+
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool ## run the unit tests at every SIMD level
 	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
-	done; echo "all tests passed"
+	done
+	@if $(PYTHON_FAISS) -c "import faiss, numpy" >/dev/null 2>&1; then \
+	  echo "== faiss interop"; $(PYTHON_FAISS) tests/faiss_interop.py $(BUILD)/tests/io_tool || exit 1; \
+	else \
+	  echo "== faiss interop SKIPPED: $(PYTHON_FAISS) cannot import faiss (apt-get install python3-faiss python3-numpy)"; \
+	fi
+	@echo "all tests passed"
 
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
