@@ -337,8 +337,9 @@ static int check_header(const ivfpq_ld *ld, const hdr *h, ivfpq_spec *spec)
         return CORRUPT("index header: %llu code blocks for %llu vectors in %llu lists",
                        (unsigned long long)h->nblocks, (unsigned long long)h->ntotal,
                        (unsigned long long)h->nlist);
-    if (h->cniter > 1000000 || h->pqniter > 1000000 || h->maxppc > 1000000000 ||
-        h->minppc > 1000000000 || h->ptp > ((uint64_t)1 << 40) || h->seed == 0)
+    /* what ivfpq_index_factory can produce: positive ints, seed != 0 */
+    if (h->cniter - 1 >= INT32_MAX || h->pqniter - 1 >= INT32_MAX || h->maxppc - 1 >= INT32_MAX ||
+        h->minppc - 1 >= INT32_MAX || h->ptp == 0 || h->ptp > SIZE_MAX || h->seed == 0)
         return CORRUPT("index header: training options out of range");
     return IVFPQ_OK;
 }
