@@ -163,6 +163,16 @@ static void crc32c_known_values(void **state)
             assert_int_equal(part, s);
         }
     free(buf);
+    /* long buffers take the 3-stream paths (blocks of 3 x 8192 and 3 x 256) */
+    size_t big = 200000;
+    buf = malloc(big + 16);
+    for (size_t i = 0; i < big + 16; i++) buf[i] = (unsigned char)((i * 2654435761u) >> 13);
+    for (size_t n = 24000; n < big; n = n * 3 / 2 + 77)
+        for (size_t off = 0; off < 16; off += 5)
+            assert_int_equal(ivfpq__crc32c(0, buf + off, n), ivfpq__crc32c_sw(0, buf + off, n));
+    assert_int_equal(ivfpq__crc32c(ivfpq__crc32c(0, buf, 30000), buf + 30000, big - 30000),
+                     ivfpq__crc32c_sw(0, buf, big));
+    free(buf);
 }
 
 /* ------------------------------------------------------- round trips */
