@@ -468,18 +468,21 @@ static int check_contents(const ivfpq_ld *ld, const hdr *h, const ivfpq_spec *sp
         const uint8_t *codes = S->p[S_CODE];
         size_t bb = 16 * M2;
         for (size_t l = 0; l < nlist; l++) {
-            size_t n = (size_t)(off[l + 1] - off[l]);
+            size_t n = (size_t)(off[l + 1] - off[l]), r = n % IVFPQ_BBS;
             const uint8_t *lc = codes + (size_t)boff[l] * bb;
-            for (size_t v = n; v % IVFPQ_BBS; v++)
-                for (size_t m = 0; m < M2; m++)
-                    if (ivfpq__pq4_get(lc, M2, v, m))
-                        return CORRUPT("PQ codes: list %zu, padding slot %zu is not zero", l, v);
-            if (spec->M & 1)
-                for (size_t v = 0; v < n; v++)
-                    if (ivfpq__pq4_get(lc, M2, v, M2 - 1))
-                        return CORRUPT("PQ codes: list %zu, vector %zu: the unused sub-quantizer "
-                                       "of odd M is not zero",
-                                       l, v);
+            if (r) {
+                unsigned char mask[16], acc = 0;
+                const uint8_t *last = lc + (n / IVFPQ_BBS) * bb;
+                ivfpq__pq4_tail_mask(r, mask);
+                for (size_t i = 0; i < bb; i++) acc |= last[i] & mask[i % 16];
+                if (acc) return CORRUPT("PQ codes: list %zu: the padding after its %zu vectors is not zero", l, n);
+            }
+            if (spec->M & 1) /* the extra sub-quantizer: upper half of each block's last piece */
+                for (size_t b = 0; b < (size_t)(boff[l + 1] - boff[l]); b++)
+                    if (!all_zero(lc + b * bb + bb - 16, 16))
+                        return CORRUPT("PQ codes: list %zu, block %zu: the unused sub-quantizer of "
+                                       "odd M is not zero",
+                                       l, b);
         }
     }
     return IVFPQ_OK;
