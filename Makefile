@@ -81,7 +81,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests
+.PHONY: all lib test demo io-bench clean install uninstall help check-cmocka run-tests
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -112,6 +112,15 @@ $(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
 
 demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe sweep
 	./$(BUILD)/demo
+
+# index file load speed (copy vs zero-copy); uses internal CRC entry points
+$(BUILD)/io_bench: bench/io_bench.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -Isrc -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+IO_BENCH_FILE ?= /tmp/ivfpq-io-bench.index
+io-bench: $(BUILD)/io_bench ## load speed of a ~220 MB IVF1024,PQ128x4fs,RFlat index file
+	test -f $(IO_BENCH_FILE) || ./$(BUILD)/io_bench build $(IO_BENCH_FILE)
+	./$(BUILD)/io_bench time $(IO_BENCH_FILE)
 
 # ------------------------------------------------------------------ tests
 CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lcmocka >/dev/null 2>&1
