@@ -81,7 +81,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo io-bench clean install uninstall help check-cmocka run-tests
+.PHONY: all lib test test-be demo io-bench clean install uninstall help check-cmocka run-tests
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
 
@@ -144,8 +144,29 @@ $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 
 # faiss interoperability (tests/faiss_interop.py) when Debian's faiss is there
 PYTHON_FAISS ?= /usr/bin/python3
-$(BUILD)/tests/io_tool: tests/io_tool.c $(STATIC) | $(BUILD)/tests
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) -lm
+$(BUILD)/tests/io_tool: tests/io_tool.c $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+# Index files on a big-endian host: the library cross-built for s390x runs
+# under qemu-user on files written here (Debian: gcc-s390x-linux-gnu qemu-user).
+BE_CC ?= s390x-linux-gnu-gcc
+BE_RUN ?= qemu-s390x
+# GCC evaluates float expressions in double on s390x with -std=c11
+# (FLT_EVAL_METHOD 1): native float arithmetic, as on x86-64 and ARM
+BE_CFLAGS ?= -fexcess-precision=fast
+BE_BUILD := $(BUILD)/be
+BE_SPECS := Flat IVF8,Flat PQ8x4fs PQ3x4fs,RFlat IVF8,PQ8x4fs IVF8,PQ3x4fsr,RFlat IVF8,PQ8x4fsr,RFlat
+test-be: $(BUILD)/tests/io_tool ## index files on big-endian s390x (cross gcc + qemu-user)
+	$(MAKE) --no-print-directory BUILD=$(BE_BUILD) CC=$(BE_CC) SIMD_OFF=1 CFLAGS="$(BE_CFLAGS)" $(BE_BUILD)/libivfpq.a
+	$(BE_CC) $(BASEFLAGS) $(BE_CFLAGS) -static -Iinclude -o $(BE_BUILD)/endian_check tests/endian_check.c $(BE_BUILD)/libivfpq.a -lm
+	@set -e; dir=$(BE_BUILD)/data; mkdir -p $$dir; cp tests/data/*.index tests/data/*.expect $$dir/; \
+	t=./$(BUILD)/tests/io_tool; $$t synth 3000 24 7 $$dir/xb.f32; $$t synth 20 24 8 $$dir/be_queries.f32; \
+	i=0; names=; for spec in $(BE_SPECS); do for metric in 0 1; do \
+	  n=be$$i; i=$$((i+1)); names="$$names $$n"; \
+	  $$t build $$spec $$metric $$dir/xb.f32 3000 24 $$dir/$$n.native native; \
+	  $$t search $$dir/$$n.native $$dir/be_queries.f32 20 10 4 4 $$dir/$$n.results; \
+	done; done; \
+	$(BE_RUN) $(BE_BUILD)/endian_check $$dir $$names
 
 test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool ## run the unit tests at every SIMD level
 	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \

@@ -9,6 +9,7 @@
  *   io_tool convert IN OUT native|faiss
  *   io_tool build   SPEC METRIC(0 ip|1 l2) VECTORS.f32 N D OUT native|faiss [IDS.i64]
  *   io_tool info    INDEX
+ *   io_tool synth   N D SEED OUT.f32        clustered synthetic vectors (tools/synth.c)
  * Exit status 0 on success; errors go to stderr with the library's message.
  */
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "ivfpq.h"
+#include "synth.h"
 
 static void log_fn(void *user, int level, int status, const char *msg)
 {
@@ -91,6 +93,14 @@ int main(int argc, char **argv)
             return 1;
         free(x);
         free(ids);
+    } else if (!strcmp(argv[1], "synth") && argc >= 6) {
+        size_t n = strtoul(argv[2], NULL, 10), d = strtoul(argv[3], NULL, 10);
+        float *x = malloc(n * d * sizeof(float));
+        if (!x || synth_generate(n, d, 10, strtoull(argv[4], NULL, 10), x)) return 1;
+        FILE *f = fopen(argv[5], "wb");
+        if (!f || fwrite(x, sizeof(float), n * d, f) != n * d || fclose(f)) return 1;
+        free(x);
+        return 0;
     } else if (!strcmp(argv[1], "info")) {
         if ((rc = ivfpq_load_file(&idx, argv[2], 0, &kLoad))) return 1;
         ivfpq_info in;
