@@ -214,8 +214,10 @@ int ivfpq__native_save(const ivfpq_index *idx, ivfpq_sink *k)
         int s = which[i];
         unsigned char *e = h + FIXED_BYTES + i * ENTRY_BYTES;
         uint32_t crc = 0;
-        int rc = emit_section(idx, s, put_crc, &crc);
-        if (rc) return rc;
+        if (k->write) { /* ivfpq_saved_size only counts */
+            int rc = emit_section(idx, s, put_crc, &crc);
+            if (rc) return rc;
+        }
         memcpy(e, sec_info[s].id, 4);
         ivfpq__put32(e + 4, sec_info[s].elem);
         ivfpq__put64(e + 8, off[s]);

@@ -18,6 +18,7 @@
 #endif
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,7 +86,7 @@ int ivfpq_save_file(const ivfpq_index *idx, const char *path, ivfpq_file_format 
     size_t plen = strlen(path), tlen = plen + 48;
     char *tmp = ivfpq__alloc(&idx->mem, tlen);
     if (!tmp) return ivfpq__fail(log, IVFPQ_E_NOMEM, "save: out of memory");
-    static unsigned counter;
+    static _Atomic unsigned counter; /* distinct temporary names for concurrent saves */
     int rc;
 #if defined(HAVE_POSIX)
     ivfpq__snprintf(tmp, tlen, "%s.tmp%ld.%u", path, (long)getpid(), counter++);
