@@ -14,7 +14,7 @@
 
 #define IVFPQ_DEFAULT_SEED 1234u
 #define IVFPQ_MAX_D (1 << 20)
-#define IVFPQ_MAX_NLIST ((size_t)1 << 26)
+#define IVFPQ_MAX_NLIST ((size_t)1 << 20) /* IVF1M: a flat quantizer beyond is unusable */
 #define IVFPQ_MAX_M 4096       /* PQ sub-quantizers: keeps the uint16 sum bound meaningful */
 #define IVFPQ_MAX_NTOTAL ((uint64_t)1 << 48)
 #define IVFPQ_MAX_LIST_SIZE UINT32_MAX /* search refs hold a list offset in 32 bits */
