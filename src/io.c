@@ -417,16 +417,6 @@ static int check_sections(const ivfpq_ld *ld, const unsigned char *img, const hd
     return IVFPQ_OK;
 }
 
-static int all_finite(const float *x, size_t n, size_t *bad)
-{
-    for (size_t i = 0; i < n; i++)
-        if (x[i] * 0.0f != 0.0f) {
-            *bad = i;
-            return 0;
-        }
-    return 1;
-}
-
 /* Invariants between sections (host-order arrays). */
 static int check_contents(const ivfpq_ld *ld, const hdr *h, const ivfpq_spec *spec,
                           const sections *S)
@@ -436,9 +426,11 @@ static int check_contents(const ivfpq_ld *ld, const hdr *h, const ivfpq_spec *sp
     const float *model[3] = {(const float *)S->p[S_CENT], (const float *)S->p[S_CNRM],
                              (const float *)S->p[S_PQCB]};
     static const int mk[3] = {S_CENT, S_CNRM, S_PQCB};
+    static const char kind[3] = {'c', 'n', 'p'};
+    static const char *const why[3] = {"NaN or infinite", "NaN or negative", "NaN"};
     for (int i = 0; i < 3; i++)
-        if (model[i] && !all_finite(model[i], (size_t)S->count[mk[i]], &bad))
-            return CORRUPT("%s: value %zu is NaN or infinite", sec_info[mk[i]].name, bad);
+        if (model[i] && !ivfpq__model_ok(model[i], (size_t)S->count[mk[i]], kind[i], &bad))
+            return CORRUPT("%s: value %zu is %s", sec_info[mk[i]].name, bad, why[i]);
     const uint64_t *off = (const uint64_t *)S->p[S_LOFF], *boff = (const uint64_t *)S->p[S_BOFF];
     if (off[0] != 0 || (boff && boff[0] != 0))
         return CORRUPT("list offsets: the first list does not start at 0");

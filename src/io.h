@@ -136,6 +136,26 @@ static inline void ivfpq__pq4_tail_mask(size_t r, unsigned char mask[16])
     }
 }
 
+/* --------------------------------------------------------- model data */
+
+/* Whether a trained model array is something training can produce: what
+ * = 'c' centroids (finite: k-means means of finite data), 'n' centroid
+ * norms (>= 0, +inf when a huge centroid's norm overflows), 'p' PQ
+ * codebooks (not NaN; residuals of huge vectors may overflow to inf).
+ * Sets *bad to the first offending index. */
+static inline int ivfpq__model_ok(const float *x, size_t n, char what, size_t *bad)
+{
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        int ok = what == 'c' ? v * 0.0f == 0.0f : what == 'n' ? v >= 0.0f : v == v;
+        if (!ok) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* ---------------------------------------------------------- formats */
 
 #define IVFPQ_NATIVE_MAGIC "\x89IVFPQ\r\n"

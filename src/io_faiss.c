@@ -186,13 +186,6 @@ static int same_header(fl *F, const fhdr *a, const fhdr *b, const char *what)
     return IVFPQ_OK;
 }
 
-static int all_finite(const float *x, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (x[i] * 0.0f != 0.0f) return 0;
-    return 1;
-}
-
 /* The list-data image: offsets, labels, codes, vectors, 64-byte aligned.
  * pending = bytes of the source that will fill it and are not read yet:
  * with the refine vectors still to come, they must fit in what is left of
@@ -289,7 +282,8 @@ static int rd_pq(fl *F, const char *what)
                     F->pq[(m * dsub + t) * 16 + j] = ivfpq__lef32(raw + 4 * ((m * 16 + j) * dsub + t));
     }
     ivfpq__ld_free(F->ld, owned, n * 4);
-    if (F->pq && !all_finite(F->pq, n)) return CORRUPT("faiss %s: NaN or infinite PQ centroid", what);
+    size_t bad;
+    if (F->pq && !ivfpq__model_ok(F->pq, n, 'p', &bad)) return CORRUPT("faiss %s: PQ centroid value %zu is NaN", what, bad);
     return IVFPQ_OK;
 }
 
@@ -336,8 +330,9 @@ static int rd_ivf_header(fl *F, fhdr *h, const char *what)
         F->cent = ivfpq__ld_alloc(F->ld, F->cent_bytes, "coarse centroids", &rc);
         if (!F->cent) return rc;
         TRY(ivfpq__src_array(F->s, F->cent, (size_t)qcount, 4, "coarse centroids"));
-        if (!all_finite(F->cent, (size_t)qcount))
-            return CORRUPT("faiss %s: NaN or infinite coarse centroid", what);
+        size_t bad;
+        if (!ivfpq__model_ok(F->cent, (size_t)qcount, 'c', &bad))
+            return CORRUPT("faiss %s: coarse centroid value %zu is NaN or infinite", what, bad);
     } else {
         TRY(ivfpq__src_skip(F->s, qcount * 4, "coarse centroids"));
     }

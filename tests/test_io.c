@@ -858,7 +858,8 @@ static void native_contents_semantics(void **state)
         {"BOFF", 8, 99, "blocks"},
         {"LIDS", 16, -3, "labels"},
         {"CENT", 4, 0x7fc00000, "NaN"},
-        {"PQCB", 0, 0x7f800000, "NaN"},
+        {"PQCB", 0, 0x7fc00000, "NaN"},
+        {"CNRM", 4, (int64_t)0xbf800000, "negative"},
         {"CODE", 16 * 4 * 1 - 1, 0x77, "not zero"}, /* odd M: dummy nibbles of the first block */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
