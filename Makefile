@@ -203,7 +203,7 @@ fuzz-replay: $(FUZZ_REPLAYS) ## replay the fuzz corpus and past crashes
 	  ./$(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; done
 
 fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
-	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
+	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
 	@mkdir -p $(BUILD)/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
