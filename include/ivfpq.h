@@ -242,7 +242,8 @@ IVFPQ_API int ivfpq_is_trained(const ivfpq_index *idx);
  *    (IxMp/IxM2) over any of them. Other faiss index types are refused with
  *    IVFPQ_E_UNSUPPORTED. Always loaded by copy. The search parameters a
  *    faiss file stores (nprobe, k_factor) are validated, then ignored:
- *    they are per call here (ivfpq_search_params).
+ *    they are per call here (ivfpq_search_params). Builds with
+ *    -DIVFPQ_NO_FAISS leave this codec out (IVFPQ_E_UNSUPPORTED).
  * Loading detects the format. Saving then loading gives an index whose
  * searches return bit-identical ids and distances. */
 typedef enum ivfpq_file_format {

@@ -27,6 +27,8 @@
 #include "io.h"
 #include "kernels.h"
 
+#if !defined(IVFPQ_NO_FAISS) /* firmware may leave the faiss codec out (~20 KB of code) */
+
 #define FOURCC_EQ(p, s) (memcmp((p), (s), 4) == 0)
 #define MAX_BBS 4096
 #define WRITE_K_FACTOR 4.0f /* IVFPQ_SEARCH_PARAMS_DEFAULT's */
@@ -1147,3 +1149,22 @@ int ivfpq__faiss_save(const ivfpq_index *idx, ivfpq_sink *k)
     ivfpq__free(&idx->mem, map);
     return rc;
 }
+
+#else /* IVFPQ_NO_FAISS */
+
+int ivfpq__faiss_load(ivfpq_index **out, ivfpq_src *s)
+{
+    (void)out;
+    return ivfpq__fail(&s->ld->log, IVFPQ_E_UNSUPPORTED,
+                       "this is a faiss index, and this build of libivfpq has no faiss file "
+                       "support (compiled with IVFPQ_NO_FAISS)");
+}
+
+int ivfpq__faiss_save(const ivfpq_index *idx, ivfpq_sink *k)
+{
+    (void)k;
+    return ivfpq__fail(&idx->log, IVFPQ_E_UNSUPPORTED,
+                       "save: this build of libivfpq has no faiss file support (IVFPQ_NO_FAISS)");
+}
+
+#endif
