@@ -822,6 +822,25 @@ static void native_header_semantics(void **state)
     EDIT(ivfpq__put64(b + 16, UINT64_MAX - 63), IVFPQ_E_TRUNCATED, NULL);
     EDIT(ivfpq__put32(b + 12, 64), IVFPQ_E_CORRUPT, "header size");
     EDIT(ivfpq__put32(b + 28, 1000), IVFPQ_E_CORRUPT, "sections");
+    EDIT(ivfpq__put64(b + 16, 64), IVFPQ_E_CORRUPT, "smaller than the header");
+    EDIT(ivfpq__put64(b + 48, (uint64_t)1 << 40), IVFPQ_E_CORRUPT, "out of range");
+    EDIT(ivfpq__put64(b + 72, ivfpq__le64(b + 72) + 1), IVFPQ_E_CORRUPT, "section CODE");
+    EDIT(ivfpq__put64(b + 72, (uint64_t)1 << 40), IVFPQ_E_CORRUPT, "code blocks");
+    EDIT(ivfpq__put32(b + 88, 0), IVFPQ_E_CORRUPT, "training options");
+    EDIT(ivfpq__put64(b + 80, 0), IVFPQ_E_CORRUPT, "training options");
+    EDIT(ivfpq__put32(b + 40, 0x13), IVFPQ_E_CORRUPT, NULL); /* PQ+IVF+refine, untrained, holding vectors */
+    EDIT((memcpy(b + 192, "ZZZZ", 4), ivfpq__put32(b + 192 + 4, 3)), IVFPQ_E_CORRUPT, "element size");
+    /* bytes after the last section must be zero too */
+    {
+        unsigned char *big = calloc(1, m.len + 64);
+        memcpy(big, m.p, m.len);
+        ivfpq__put64(big + 16, m.len + 64);
+        reseal(big);
+        expect_load(big, m.len + 64, IVFPQ_OK, NULL);
+        big[m.len + 10] = 1;
+        expect_load(big, m.len + 64, IVFPQ_E_CORRUPT, "after the last section");
+        free(big);
+    }
     /* section table: offsets, sizes, element sizes, order, duplicates */
     EDIT(ivfpq__put64(b + 192 + 8, 0), IVFPQ_E_CORRUPT, "offset");
     EDIT(ivfpq__put64(b + 192 + 8, 65), IVFPQ_E_CORRUPT, "offset");

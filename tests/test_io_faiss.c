@@ -317,11 +317,59 @@ static void make_pqfs(fb *b)
     codes_block(b, NT);
 }
 
-typedef enum { IVFFLAT, IVFFLAT_SPARSE, IVFPQ_RFLAT_IDMAP, PQFS } base_kind;
+typedef enum { IVFFLAT, IVFFLAT_SPARSE, IVFPQ_RFLAT_IDMAP, PQFS, IDMAP_IVFFLAT, IVFFLAT_DMARRAY,
+               IVFFLAT_DMHASH } base_kind;
+
+/* IxMp over an IndexIVFFlat whose ids are positions; or an IndexIVFFlat
+ * with a direct map (array or hash table: skipped by the reader). */
+static void make_variant(fb *b, base_kind k)
+{
+    fb inner;
+    make_ivfflat(&inner, 0);
+    memset(b, 0, sizeof *b);
+    size_t dm = 0, id0 = 0;
+    for (int i = 0; i < inner.nf; i++) {
+        if (!strcmp(inner.f[i].name, "dm.type")) dm = inner.f[i].off;
+        if (!strcmp(inner.f[i].name, "id0")) id0 = inner.f[i].off;
+    }
+    if (k == IDMAP_IVFFLAT) {
+        cc(b, "idm.fourcc", "IxMp");
+        header(b, "idm", DIM, NT, 1);
+        size_t base = b->len;
+        put(b, NULL, inner.p, inner.len);
+        /* ids -> positions 0..NT-1: each list's ids follow its vectors */
+        size_t off = id0 - kSizes[0] * DIM * 4 + base;
+        int64_t pos = 0;
+        for (int l = 0; l < NLIST; l++) {
+            off += kSizes[l] * DIM * 4;
+            for (uint64_t j = 0; j < kSizes[l]; j++, pos++, off += 8) ivfpq__put64(b->p + off, (uint64_t)pos);
+        }
+        b->f[b->nf].name = "id0";
+        b->f[b->nf].off = id0 + base;
+        b->f[b->nf].size = 8;
+        b->nf++;
+        u64(b, "idm.count", NT);
+        for (int i = 0; i < NT; i++) u64(b, NULL, (uint64_t)(50 + i));
+        return;
+    }
+    put(b, NULL, inner.p, dm); /* up to the direct map */
+    if (k == IVFFLAT_DMARRAY) {
+        u8(b, "dm.type", 1);
+        u64(b, NULL, NT);
+        for (int i = 0; i < NT; i++) u64(b, NULL, (uint64_t)i);
+    } else {
+        u8(b, "dm.type", 2);
+        u64(b, NULL, 0);
+        u64(b, NULL, NT);
+        for (int i = 0; i < NT; i++) { u64(b, NULL, (uint64_t)(3 * i)); u64(b, NULL, (uint64_t)i); }
+    }
+    put(b, NULL, inner.p + dm + 9, inner.len - dm - 9);
+}
 
 static void make(fb *b, base_kind k)
 {
-    if (k == IVFFLAT || k == IVFFLAT_SPARSE) make_ivfflat(b, k == IVFFLAT_SPARSE);
+    if (k >= IDMAP_IVFFLAT) make_variant(b, k);
+    else if (k == IVFFLAT || k == IVFFLAT_SPARSE) make_ivfflat(b, k == IVFFLAT_SPARSE);
     else if (k == IVFPQ_RFLAT_IDMAP) make_ivfpq_rflat_idmap(b);
     else make_pqfs(b);
 }
@@ -351,7 +399,7 @@ static void valid_builds_load(void **state)
 {
     (void)state;
     fb b;
-    for (int k = 0; k <= PQFS; k++) {
+    for (int k = 0; k <= IVFFLAT_DMHASH; k++) {
         make(&b, (base_kind)k);
         tu_log lg;
         memset(&lg, 0, sizeof lg);
@@ -419,6 +467,10 @@ static const struct bad {
     {IVFPQ_RFLAT_IDMAP, "rfh.d", DIM * 2, IVFPQ_E_CORRUPT, NULL},
     {IVFPQ_RFLAT_IDMAP, "fourcc", 0x6c467749 /* IwFl */, IVFPQ_E_UNSUPPORTED, "IndexIVFFlat"},
     {IVFPQ_RFLAT_IDMAP, "rf.fourcc0", 0x6c467749 /* IwFl */, IVFPQ_E_CORRUPT, NULL},
+    {IVFPQ_RFLAT_IDMAP, "rf.fourcc0", 0x324d7849 /* IxM2 */, IVFPQ_E_UNSUPPORTED, "nested"},
+    {IVFPQ_RFLAT_IDMAP, "rf.fourcc0", 0x44434241 /* ABCD */, IVFPQ_E_CORRUPT, "unknown record"},
+    {IVFPQ_RFLAT_IDMAP, "fourcc", 0x32467849 /* IxF2 */, IVFPQ_E_UNSUPPORTED, "already exact"},
+    {IDMAP_IVFFLAT, "id0", NT, IVFPQ_E_CORRUPT, "not a position"},
     {IVFPQ_RFLAT_IDMAP, "bres", 2, IVFPQ_E_CORRUPT, "boolean"},
     {IVFPQ_RFLAT_IDMAP, "code_size", 3, IVFPQ_E_CORRUPT, "code size"},
     {IVFPQ_RFLAT_IDMAP, "bbs", 0, IVFPQ_E_CORRUPT, "bbs"},
