@@ -40,6 +40,11 @@ endif
 # Kernels per instruction set: src/<name>_<isa>.c
 ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
 CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
+# hosted-only sources (paths, mmap): not part of embedded builds
+HOSTED_SRCS := src/io_file.c
+ifdef EMBEDDED
+  CORE_SRCS := $(filter-out $(HOSTED_SRCS),$(CORE_SRCS))
+endif
 FLAGS_sse = -mssse3 -msse4.1
 FLAGS_avx2 = -mavx2
 FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq
@@ -76,7 +81,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests FORCE \
+.PHONY: all lib test test-be demo io-bench clean install uninstall help check-cmocka run-tests FORCE \
         test-neon neon-deps bench-kernels bench-search
 
 all: lib $(BUILD)/demo ## build the static and shared library and the demo
@@ -116,6 +121,15 @@ $(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
 demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe sweep
 	./$(BUILD)/demo
 
+# index file load speed (copy vs zero-copy); uses internal CRC entry points
+$(BUILD)/io_bench: bench/io_bench.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -Isrc -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+IO_BENCH_FILE ?= /tmp/ivfpq-io-bench.index
+io-bench: $(BUILD)/io_bench ## load speed of a ~220 MB IVF1024,PQ128x4fs,RFlat index file
+	test -f $(IO_BENCH_FILE) || ./$(BUILD)/io_bench build $(IO_BENCH_FILE)
+	./$(BUILD)/io_bench time $(IO_BENCH_FILE)
+
 # ------------------------------------------------------------------ tests
 CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) $(CFLAGS) -x c - -o /dev/null $(LDFLAGS) -lcmocka >/dev/null 2>&1
 
@@ -138,15 +152,46 @@ $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_REPLAYS := $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
+# faiss interoperability (tests/faiss_interop.py) when Debian's faiss is there
+PYTHON_FAISS ?= /usr/bin/python3
+$(BUILD)/tests/io_tool: tests/io_tool.c $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+# Index files on a big-endian host: the library cross-built for s390x runs
+# under qemu-user on files written here (Debian: gcc-s390x-linux-gnu qemu-user).
+BE_CC ?= s390x-linux-gnu-gcc
+BE_RUN ?= qemu-s390x
+# GCC evaluates float expressions in double on s390x with -std=c11
+# (FLT_EVAL_METHOD 1): native float arithmetic, as on x86-64 and ARM
+BE_CFLAGS ?= -fexcess-precision=fast
+BE_BUILD := $(BUILD)/be
+BE_SPECS := Flat IVF8,Flat PQ8x4fs PQ3x4fs,RFlat IVF8,PQ8x4fs IVF8,PQ3x4fsr,RFlat IVF8,PQ8x4fsr,RFlat
+test-be: $(BUILD)/tests/io_tool ## index files on big-endian s390x (cross gcc + qemu-user)
+	$(MAKE) --no-print-directory BUILD=$(BE_BUILD) CC=$(BE_CC) SIMD_OFF=1 CFLAGS="$(BE_CFLAGS)" $(BE_BUILD)/libivfpq.a
+	$(BE_CC) $(BASEFLAGS) $(BE_CFLAGS) -static -Iinclude -o $(BE_BUILD)/endian_check tests/endian_check.c $(BE_BUILD)/libivfpq.a -lm
+	@set -e; dir=$(BE_BUILD)/data; mkdir -p $$dir; cp tests/data/*.index tests/data/*.expect $$dir/; \
+	t=./$(BUILD)/tests/io_tool; $$t synth 3000 24 7 $$dir/xb.f32; $$t synth 20 24 8 $$dir/be_queries.f32; \
+	i=0; names=; for spec in $(BE_SPECS); do for metric in 0 1; do \
+	  n=be$$i; i=$$((i+1)); names="$$names $$n"; \
+	  $$t build $$spec $$metric $$dir/xb.f32 3000 24 $$dir/$$n.native native; \
+	  $$t search $$dir/$$n.native $$dir/be_queries.f32 20 10 4 4 $$dir/$$n.results; \
+	done; done; \
+	$(BE_RUN) $(BE_BUILD)/endian_check $$dir $$names
+
 # RUN prefixes every test program (e.g. an emulator, see test-neon).
 RUN ?=
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) ## unit tests at every SIMD level + fuzz corpus replay
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) ## unit tests at every SIMD level, faiss interop, fuzz corpus replay
 	@set -e; levels=$$($(RUN) $(BUILD)/tests/simd_levels); \
 	[ -n "$$levels" ] || { echo "FAILED: $(BUILD)/tests/simd_levels listed no level"; exit 1; }; \
 	for lvl in $$levels; do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $(RUN) $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done
+	@if [ -z "$(RUN)" ] && $(PYTHON_FAISS) -c "import faiss, numpy" >/dev/null 2>&1; then \
+	  echo "== faiss interop"; $(PYTHON_FAISS) tests/faiss_interop.py $(BUILD)/tests/io_tool || exit 1; \
+	else \
+	  echo "== faiss interop SKIPPED: $(PYTHON_FAISS) cannot import faiss (apt-get install python3-faiss python3-numpy)"; \
+	fi
 	@$(MAKE) --no-print-directory fuzz-replay
 	@echo "all tests passed"
 
@@ -170,7 +215,7 @@ fuzz-replay: $(FUZZ_REPLAYS) ## replay the fuzz corpus and past crashes
 	  $(RUN) $(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; done
 
 fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
-	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
+	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
 	@mkdir -p $(BUILD)/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
