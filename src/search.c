@@ -300,26 +300,69 @@ static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nit
 /* Candidates whose vectors are requested ahead of the refine loop: they
  * are random rows of a large array, so the loop waits on memory unless
  * several whole rows are in flight at once. */
-#define REFINE_AHEAD 4
+#define REFINE_AHEAD 8
 
-static void prefetch_vector(const ivfpq_index *idx, uint64_t ref)
+/* always_inline: as a separate static function, gcc 12 -O2 drops the
+ * prefetches (the call has no visible effect), which silently disabled
+ * them; inlined, they stay (checked with objdump). */
+IVFPQ_INLINE void prefetch_vector(const ivfpq_index *idx, uint64_t ref)
 {
 #if defined(__GNUC__) || defined(__clang__)
     ivfpq_list_view v;
     ivfpq__list_get(idx, (size_t)(ref >> 32), &v);
     const char *p = (const char *)(v.vecs + (size_t)(ref & 0xffffffffu) * (size_t)idx->d);
     size_t bytes = (size_t)idx->d * sizeof(float);
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
-    __builtin_prefetch(p + bytes - 1);
+    /* into L2, not L1: L1 fill buffers are few, and many more rows can be
+     * in flight toward L2 (2-3x faster refine measured on Zen) */
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+    __builtin_prefetch(p + bytes - 1, 0, 2);
 #else
     (void)idx;
     (void)ref;
 #endif
 }
 
+/* Rows still to prefetch: a cursor over all the chunk's candidates, kept
+ * REFINE_AHEAD rows ahead of the refine loop across query boundaries, so
+ * a query's first rows are already on their way while the previous query
+ * is refined. */
+typedef struct pf_cursor { size_t q, c, cn; } pf_cursor;
+
+static void pf_advance(chunk *ch, pf_cursor *pc)
+{
+    while (pc->q < pc->cn && pc->c >= ch->hn[pc->q]) {
+        pc->q++;
+        pc->c = 0;
+    }
+    if (pc->q >= pc->cn) return;
+    prefetch_vector(ch->idx, ch->hr[pc->q * ch->pl->kb + pc->c]);
+    pc->c++;
+}
+
+/* RFlat: candidates of each query in memory order (the heap is done with):
+ * rows of one list are visited ascending, sharing pages and streams. */
+static void sort_by_ref(chunk *ch, size_t qi)
+{
+    size_t n = ch->hn[qi];
+    float *keys = ch->hk + qi * ch->pl->kb;
+    uint64_t *refs = ch->hr + qi * ch->pl->kb;
+    for (size_t c = 1; c < n; c++) {
+        float kv = keys[c];
+        uint64_t rv = refs[c];
+        size_t j = c;
+        for (; j > 0 && refs[j - 1] > rv; j--) {
+            keys[j] = keys[j - 1];
+            refs[j] = refs[j - 1];
+        }
+        keys[j] = kv;
+        refs[j] = rv;
+    }
+}
+
 /* Writes query qi's k results: re-ranked exactly (RFlat) or as scanned,
  * ordered by (distance, label). The output arrays double as the heap. */
-static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab)
+static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab,
+                           pf_cursor *pc)
 {
     const ivfpq_index *idx = ch->idx;
     const plan *pl = ch->pl;
@@ -329,29 +372,13 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
     uint64_t *ol = (uint64_t *)lab; /* labels are >= 0: same order as uint64 */
     int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     const float *x = ch->q + qi * d;
-    if (idx->spec.refine) {
-        /* in memory order (the heap is done with): rows of one list are
-         * visited ascending, which shares pages and helps the prefetcher */
-        for (size_t c = 1; c < n; c++) {
-            float kv = keys[c];
-            uint64_t rv = refs[c];
-            size_t j = c;
-            for (; j > 0 && refs[j - 1] > rv; j--) {
-                keys[j] = keys[j - 1];
-                refs[j] = refs[j - 1];
-            }
-            keys[j] = kv;
-            refs[j] = rv;
-        }
-        for (size_t c = 0; c < n && c < REFINE_AHEAD; c++) prefetch_vector(idx, refs[c]);
-    }
     for (size_t c = 0; c < n; c++) {
         size_t list = (size_t)(refs[c] >> 32), off = (size_t)(refs[c] & 0xffffffffu);
         ivfpq_list_view v;
         ivfpq__list_get(idx, list, &v);
         float D = keys[c];
         if (idx->spec.refine) {
-            if (c + REFINE_AHEAD < n) prefetch_vector(idx, refs[c + REFINE_AHEAD]);
+            pf_advance(ch, pc);
             const float *y = v.vecs + off * d;
             float r;
             if (ip) {
@@ -414,8 +441,13 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
         else scan_exact(ch, list, ch->items + a, b - a);
         a = b;
     }
+    pf_cursor pc = {0, 0, cn};
+    if (idx->spec.refine) {
+        for (size_t i = 0; i < cn; i++) sort_by_ref(ch, i);
+        for (size_t a = 0; a < REFINE_AHEAD; a++) pf_advance(ch, &pc);
+    }
     for (size_t i = 0; i < cn; i++) {
-        size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k);
+        size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k, &pc);
         if (nfound) nfound[i] = m;
     }
 }
