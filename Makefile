@@ -128,11 +128,68 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels ## run the unit tests at every SIMD level
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) ## unit tests at every SIMD level + fuzz corpus replay
 	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
-	done; echo "all tests passed"
+	done
+	@$(MAKE) --no-print-directory fuzz-replay
+	@echo "all tests passed"
+
+# ------------------------------------------------------------------ fuzzing
+# Targets are tests/fuzz/fuzz_<name>.c (LLVMFuzzerTestOneInput). `make test`
+# replays the saved corpus and past crashes (tests/fuzz/{corpus,crashes}/<name>)
+# through them with any compiler; `make fuzz` runs libFuzzer (clang).
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_REPLAYS := $(addprefix $(BUILD)/fuzz/replay_,$(FUZZ_TARGETS))
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+
+$(BUILD)/fuzz:
+	@mkdir -p $@
+
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(TOOL_OBJS) $(STATIC) | $(BUILD)/fuzz
+	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+.PHONY: fuzz-replay fuzz
+fuzz-replay: $(FUZZ_REPLAYS) ## replay the fuzz corpus and past crashes
+	@set -e; for t in $(FUZZ_TARGETS); do printf '%s: ' "$$t"; \
+	  ./$(BUILD)/fuzz/replay_$$t tests/fuzz/corpus/$$t tests/fuzz/crashes/$$t; done
+
+fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
+	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN)" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  $(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
+	    $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%) $(BUILD)/libfuzzer/libivfpq.a -lm; \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t tests/fuzz/crashes/$$t; \
+	  dict=; [ -f tests/fuzz/$$t.dict ] && dict=-dict=tests/fuzz/$$t.dict; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  ./$(BUILD)/fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=tests/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
+	    2>&1 | grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' ; \
+	done
+
+# ------------------------------------------------------------ sanitizers
+.PHONY: asan tsan valgrind
+ASAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+asan: ## the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+	$(MAKE) BUILD=$(BUILD)/asan SAN="$(ASAN_FLAGS)" test
+
+tsan: ## the threaded tests under ThreadSanitizer, at every SIMD level
+	$(MAKE) BUILD=$(BUILD)/tsan SAN="-fsanitize=thread" $(BUILD)/tsan/tests/test_threads $(BUILD)/tsan/tests/simd_levels
+	@set -e; for lvl in $$(./$(BUILD)/tsan/tests/simd_levels); do \
+	  echo "== tsan, SIMD level $$lvl"; IVFPQ_SIMD=$$lvl ./$(BUILD)/tsan/tests/test_threads; done
+
+# valgrind cannot run AVX-512 code: cap the level there
+VALGRIND_SIMD ?= avx2
+VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
+valgrind: check-cmocka $(TEST_BINS) ## the test suite under valgrind memcheck
+	@set -e; for t in $(TEST_BINS); do echo "== valgrind $$t"; \
+	  IVFPQ_SIMD=$(VALGRIND_SIMD) $(VALGRIND) $$t >/dev/null || { echo "FAILED under valgrind: $$t"; exit 1; }; done; \
+	  echo "valgrind: clean"
 
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj

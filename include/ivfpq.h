@@ -223,6 +223,9 @@ typedef struct ivfpq_info {
 } ivfpq_info;
 
 IVFPQ_API int ivfpq_get_info(const ivfpq_index *idx, ivfpq_info *info);
+/* IVFPQ_OK if d is the index's dimension, else IVFPQ_E_DIM with a message
+ * naming both: for bindings and tools whose data carries its own d. */
+IVFPQ_API int ivfpq_check_dim(const ivfpq_index *idx, int d);
 IVFPQ_API size_t ivfpq_ntotal(const ivfpq_index *idx); /* 0 for NULL */
 IVFPQ_API int ivfpq_dim(const ivfpq_index *idx);       /* 0 for NULL */
 IVFPQ_API int ivfpq_is_trained(const ivfpq_index *idx);

@@ -146,12 +146,14 @@ static ivfpq_simd_level best_level(unsigned ok, int cap)
     return IVFPQ_SIMD_SCALAR;
 }
 
+#if !defined(IVFPQ_EMBEDDED)
 static int level_from_name(const char *s)
 {
     for (int l = IVFPQ_SIMD_SCALAR; l <= IVFPQ_SIMD_NEON; l++)
         if (strcmp(s, ivfpq_simd_name((ivfpq_simd_level)l)) == 0) return l;
     return -1;
 }
+#endif
 
 ivfpq_simd_level ivfpq_simd_init(void)
 {

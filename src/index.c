@@ -254,6 +254,15 @@ int ivfpq_get_info(const ivfpq_index *idx, ivfpq_info *info)
     return IVFPQ_OK;
 }
 
+int ivfpq_check_dim(const ivfpq_index *idx, int d)
+{
+    if (!idx) return IVFPQ_E_INVALID_ARG;
+    if (d != idx->d)
+        return ivfpq__fail(&idx->log, IVFPQ_E_DIM, "dimension mismatch: the index has d=%d, the data d=%d",
+                           idx->d, d);
+    return IVFPQ_OK;
+}
+
 size_t ivfpq_ntotal(const ivfpq_index *idx) { return idx ? idx->ntotal : 0; }
 int ivfpq_dim(const ivfpq_index *idx) { return idx ? idx->d : 0; }
 int ivfpq_is_trained(const ivfpq_index *idx) { return idx ? idx->is_trained : 0; }

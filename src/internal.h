@@ -14,7 +14,7 @@
 
 #define IVFPQ_DEFAULT_SEED 1234u
 #define IVFPQ_MAX_D (1 << 20)
-#define IVFPQ_MAX_NLIST ((size_t)1 << 26)
+#define IVFPQ_MAX_NLIST ((size_t)1 << 20) /* IVF1M: a flat quantizer beyond is unusable */
 #define IVFPQ_BBS 32           /* vectors per FastScan block */
 #define IVFPQ_KSUB 16          /* centroids per 4-bit sub-quantizer */
 #define IVFPQ_ALIGN 64         /* alignment of every array the kernels read */

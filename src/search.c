@@ -28,7 +28,7 @@ typedef struct plan {
     size_t P;        /* lists probed per query */
     size_t kb;       /* heap capacity per query (k, or k * k_factor with RFlat) */
     int ivf, pq, resid_l2, resid_ip;
-    size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_hr, o_hn;
+    size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_ht, o_hr, o_hn;
     size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile;
     size_t total;
 } plan;
@@ -65,8 +65,8 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     pl->resid_ip = pl->pq && idx->spec.by_residual && idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
     pl->P = pl->ivf ? (p->nprobe < idx->nlist ? p->nprobe : idx->nlist) : 1;
 
-    double want = (double)k;
-    if (idx->spec.refine) want = floor((double)k * (double)p->k_factor);
+    double want = (double)k; /* truncated below, like faiss's (idx_t)(k * k_factor) */
+    if (idx->spec.refine) want = (double)k * (double)p->k_factor;
     if (want > (double)MAX_KB)
         return ivfpq__fail(&idx->log, IVFPQ_E_LIMIT,
                            "search: k%s = %g candidates per query is over the limit of %zu",
@@ -75,13 +75,13 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     pl->kb = kb < avail ? kb : avail;
 
     /* bytes that scale with the chunk, to size it */
-    size_t perq = pl->kb * 12 + pl->P * 16 + 64;
+    size_t perq = pl->kb * 20 + pl->P * 16 + 64;
     if (pl->pq && !pl->resid_l2) perq += idx->M2 * 16 + sizeof(ivfpq_qlut);
     size_t C = nq < QCHUNK ? nq : QCHUNK;
     if (C > 1 && perq * C > CHUNK_BUDGET) C = CHUNK_BUDGET / perq ? CHUNK_BUDGET / perq : 1;
     pl->C = C;
 
-    size_t t = IVFPQ_ALIGN; /* slack to align any workspace pointer */
+    size_t t = 0;
     int ok = 1;
     size_t CP;
     ok &= ivfpq__mul(C, pl->P, &CP);
@@ -93,6 +93,7 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     size_t Ckb;
     ok &= ivfpq__mul(C, pl->kb, &Ckb);
     ok &= reserve(&t, &pl->o_hk, Ckb, sizeof(float));
+    ok &= reserve(&t, &pl->o_ht, Ckb, sizeof(uint64_t));
     ok &= reserve(&t, &pl->o_hr, Ckb, sizeof(uint64_t));
     ok &= reserve(&t, &pl->o_hn, C, sizeof(size_t));
     if (pl->pq) {
@@ -106,8 +107,9 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
         ok &= reserve(&t, &pl->o_qg, (size_t)GQ * d, sizeof(float));
         ok &= reserve(&t, &pl->o_tile, (size_t)GQ * TILE_V, sizeof(float));
     }
-    if (!ok) return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
-    pl->total = t;
+    /* + slack to align any workspace pointer to 64 bytes */
+    if (!ok || !ivfpq__add(t, IVFPQ_ALIGN - 1, &pl->total))
+        return ivfpq__fail(&idx->log, IVFPQ_E_OVERFLOW, "search: workspace size overflows");
     return IVFPQ_OK;
 }
 
@@ -122,7 +124,7 @@ typedef struct chunk {
     float *pdist;
     uint64_t *items;
     float *cscratch, *hk;
-    uint64_t *hr;
+    uint64_t *ht, *hr;
     size_t *hn;
     uint8_t *lut8;
     ivfpq_qlut *qlut;
@@ -172,7 +174,7 @@ static void sort_u64(uint64_t *a, size_t n)
 
 typedef struct fs_query {
     float *keys;
-    uint64_t *refs;
+    uint64_t *ties, *refs;
     size_t *n;
     float bias;            /* estimate = bias + sum * inv */
     ivfpq_qlut qp;
@@ -181,6 +183,7 @@ typedef struct fs_query {
 typedef struct fs_run {
     ivfpq_fs_ctx ctx;      /* first: the kernel hands it back to the sink */
     size_t list, list_n, cap;
+    const int64_t *ids;
     fs_query q[IVFPQ_FS_MAX_NQ];
 } fs_run;
 
@@ -202,7 +205,9 @@ static void fs_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
         mask &= mask - 1;
         float D = Q->bias + (float)sums[v] * Q->qp.inv_scale;
         if (D != D) D = INFINITY;
-        ivfpq__topk_push(Q->keys, Q->refs, Q->n, R->cap, D, make_ref(R->list, base + (size_t)v));
+        size_t off = base + (size_t)v;
+        ivfpq__topk_push(Q->keys, Q->ties, Q->refs, Q->n, R->cap, D, (uint64_t)R->ids[off],
+                         make_ref(R->list, off));
     }
     ctx->thr[qi] = fs_threshold(Q, R->cap);
 }
@@ -219,6 +224,7 @@ static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems
     R.ctx.sink = fs_sink;
     R.list = list;
     R.list_n = v.n;
+    R.ids = v.ids;
     R.cap = pl->kb;
     for (size_t g0 = 0; g0 < nitems; g0 += IVFPQ_FS_MAX_NQ) {
         size_t gn = nitems - g0 < IVFPQ_FS_MAX_NQ ? nitems - g0 : IVFPQ_FS_MAX_NQ;
@@ -240,6 +246,7 @@ static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems
                 Q->bias = pl->resid_ip ? Q->qp.bias + ch->pdist[it] : Q->qp.bias;
             }
             Q->keys = ch->hk + qi * pl->kb;
+            Q->ties = ch->ht + qi * pl->kb;
             Q->refs = ch->hr + qi * pl->kb;
             Q->n = &ch->hn[qi];
             R.ctx.thr[j] = fs_threshold(Q, pl->kb);
@@ -273,14 +280,15 @@ static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nit
             for (size_t j = 0; j < gn; j++) {
                 size_t qi = qidx[j];
                 float *keys = ch->hk + qi * pl->kb;
-                uint64_t *refs = ch->hr + qi * pl->kb;
+                uint64_t *ties = ch->ht + qi * pl->kb, *refs = ch->hr + qi * pl->kb;
                 size_t *n = &ch->hn[qi];
                 const float *row = ch->tile + j * TILE_V;
                 for (size_t t = 0; t < tv; t++) {
                     float D = ip ? -row[t] : row[t];
                     if (D != D) D = INFINITY;
                     if (*n == pl->kb && D > keys[0]) continue;
-                    ivfpq__topk_push(keys, refs, n, pl->kb, D, make_ref(list, v0 + t));
+                    ivfpq__topk_push(keys, ties, refs, n, pl->kb, D, (uint64_t)v.ids[v0 + t],
+                                     make_ref(list, v0 + t));
                 }
             }
         }
@@ -325,9 +333,9 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
             }
             if (D != D) D = INFINITY;
         }
-        ivfpq__topk_push(dist, ol, &m, k, D, (uint64_t)v.ids[off]);
+        ivfpq__topk_push(dist, ol, ol, &m, k, D, (uint64_t)v.ids[off], (uint64_t)v.ids[off]);
     }
-    ivfpq__topk_sort(dist, ol, m);
+    ivfpq__topk_sort(dist, ol, ol, m);
     for (size_t j = 0; j < m; j++)
         if (ip) dist[j] = -dist[j];
     for (size_t j = m; j < k; j++) {
@@ -437,6 +445,7 @@ int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
     ch.items = (uint64_t *)(void *)(w + pl.o_items);
     if (pl.ivf) ch.cscratch = (float *)(void *)(w + pl.o_cscratch);
     ch.hk = (float *)(void *)(w + pl.o_hk);
+    ch.ht = (uint64_t *)(void *)(w + pl.o_ht);
     ch.hr = (uint64_t *)(void *)(w + pl.o_hr);
     ch.hn = (size_t *)(void *)(w + pl.o_hn);
     if (pl.pq) {
