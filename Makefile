@@ -71,14 +71,23 @@ TOOL_SRCS := tools/synth.c tools/vecio.c
 TOOL_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(TOOL_SRCS))
 TOOL_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Itools $(CFLAGS) $(CPPFLAGS)
 
+# the `ivfpq` command-line tool: tools/ivfpq.c (main) + its parts
+CLI_SRCS := tools/cli_util.c tools/gt.c tools/measure.c tools/report.c tools/plot.c tools/bench.c
+CLI_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CLI_SRCS))
+# index files need the library's save/load (declared in the header once merged)
+CLI_IO := $(if $(shell grep -l 'ivfpq_save_file' include/ivfpq.h 2>/dev/null),-DCLI_HAVE_IO)
+CLI := $(BUILD)/ivfpq
+
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test demo clean install uninstall help check-cmocka run-tests
+.PHONY: all lib cli test test-cli demo clean install uninstall help check-cmocka run-tests
 
-all: lib $(BUILD)/demo ## build the static and shared library and the demo
+all: lib $(CLI) $(BUILD)/demo ## build the library, the ivfpq tool and the demo
+
+cli: $(CLI) ## build the ivfpq command-line tool
 
 lib: $(STATIC) $(SHARED)
 
@@ -101,6 +110,12 @@ $(SHARED): $(SHARED_REAL)
 
 $(BUILD)/tools/%.o: tools/%.c $(wildcard tools/*.h) include/ivfpq.h | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -c $< -o $@
+
+$(BUILD)/tools/ivfpq.o: tools/ivfpq.c $(wildcard tools/*.h) include/ivfpq.h | $(BUILD)/tools
+	$(CC) $(TOOL_CFLAGS) $(CLI_IO) -c $< -o $@
+
+$(CLI): $(BUILD)/tools/ivfpq.o $(CLI_OBJS) $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -o $@ $^ $(LDFLAGS) -lm -lpthread
 
 $(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
 	$(CC) $(TOOL_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
@@ -128,12 +143,13 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) ## unit tests at every SIMD level + fuzz corpus replay
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, fuzz corpus replay, CLI tests (once)
 	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done
 	@$(MAKE) --no-print-directory fuzz-replay
+	@echo "== command-line tool"; sh tests/cli_test.sh $(BUILD) || { echo "FAILED: tests/cli_test.sh"; exit 1; }
 	@echo "all tests passed"
 
 # ------------------------------------------------------------------ fuzzing
@@ -191,13 +207,21 @@ valgrind: check-cmocka $(TEST_BINS) ## the test suite under valgrind memcheck
 	  IVFPQ_SIMD=$(VALGRIND_SIMD) $(VALGRIND) $$t >/dev/null || { echo "FAILED under valgrind: $$t"; exit 1; }; done; \
 	  echo "valgrind: clean"
 
+test-cli: $(CLI) $(BUILD)/tests/cli_check ## only the command-line tool's tests
+	sh tests/cli_test.sh $(BUILD)
+
+# helper of tests/cli_test.sh: brute force, JSON and file checks in C
+$(BUILD)/tests/cli_check: tests/cli_check.c $(CLI_OBJS) $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $^ $(LDFLAGS) -lm -lpthread
+
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-install: lib $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR=
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: lib $(CLI) $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR= (BINDIR for the tool)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf libivfpq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)
@@ -206,7 +230,7 @@ install: lib $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR=
 	install -m 644 $(BUILD)/libivfpq.pc $(DESTDIR)$(PKGCONFIGDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
+	rm -f $(DESTDIR)$(BINDIR)/ivfpq $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
 	      $(DESTDIR)$(INCLUDEDIR)/ivfpq.h $(DESTDIR)$(PKGCONFIGDIR)/libivfpq.pc
 
 clean: ## remove build/

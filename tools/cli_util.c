@@ -1,0 +1,249 @@
+/* Messages, option parsing, progress bars and machine facts for the tool. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "synth.h"
+
+int cli_quiet;
+const char *cli_prog = "ivfpq";
+
+int cli_error(int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++) /* one line, always */
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    fprintf(stderr, "%s: %s\n", cli_prog, msg);
+    return code;
+}
+
+void cli_note(const char *fmt, ...)
+{
+    if (cli_quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", cli_prog);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void cli_log(void *user, int level, int status, const char *message)
+{
+    (void)user;
+    (void)status;
+    if (level == IVFPQ_LOG_INFO && cli_quiet) return;
+    if (level == IVFPQ_LOG_WARNING && cli_quiet) return;
+    fprintf(stderr, "%s: %s: %s\n", cli_prog,
+            level == IVFPQ_LOG_ERROR ? "error" : level == IVFPQ_LOG_WARNING ? "warning" : "info", message);
+}
+
+int cli_exit_for_status(int status)
+{
+    switch (status) {
+    case IVFPQ_OK: return CLI_EXIT_OK;
+    case IVFPQ_E_PARSE:
+    case IVFPQ_E_INVALID_ARG: return CLI_EXIT_USAGE;
+    case IVFPQ_E_DIM:
+    case IVFPQ_E_NONFINITE:
+    case IVFPQ_E_TOO_FEW_POINTS:
+    case IVFPQ_E_FORMAT:
+    case IVFPQ_E_CORRUPT:
+    case IVFPQ_E_TRUNCATED:
+    case IVFPQ_E_CHECKSUM:
+    case IVFPQ_E_VERSION: return CLI_EXIT_INPUT;
+    default: return CLI_EXIT_RUNTIME;
+    }
+}
+
+/* ---------------------------------------------------------- arguments */
+
+int cli_opt(int argc, char **argv, int *i, const char *shortname, const char *longname,
+            const char **val)
+{
+    const char *a = argv[*i];
+    if ((shortname && !strcmp(a, shortname)) || (longname && !strcmp(a, longname))) {
+        if (*i + 1 >= argc) {
+            cli_error(CLI_EXIT_USAGE, "option %s needs a value (see --help)", a);
+            return -1;
+        }
+        *val = argv[++*i];
+        return 1;
+    }
+    size_t ll = longname ? strlen(longname) : 0;
+    if (longname && !strncmp(a, longname, ll) && a[ll] == '=') {
+        *val = a + ll + 1;
+        return 1;
+    }
+    return 0;
+}
+
+int cli_parse_size(const char *opt, const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || *s == '-')
+        return cli_error(CLI_EXIT_USAGE, "%s: \"%s\" is not a non-negative integer", opt, s);
+    *out = (size_t)v;
+    return 0;
+}
+
+int cli_parse_double(const char *opt, const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return cli_error(CLI_EXIT_USAGE, "%s: \"%s\" is not a number", opt, s);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_list(const char *opt, const char *s, double **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    double *v = NULL;
+    size_t cnt = 0, cap = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        double a = strtod(p, &end), b = a;
+        if (end == p || !(a > 0)) goto bad;
+        p = end;
+        if (*p == '-') { /* a-b: powers of two from a to b */
+            b = strtod(p + 1, &end);
+            if (end == p + 1 || b < a) goto bad;
+            p = end;
+        }
+        for (double x = a; x <= b; x *= 2) {
+            if (cnt == cap) {
+                cap = cap ? 2 * cap : 16;
+                double *nv = realloc(v, cap * sizeof *v);
+                if (!nv) {
+                    free(v);
+                    return cli_error(CLI_EXIT_RUNTIME, "out of memory");
+                }
+                v = nv;
+            }
+            v[cnt++] = x;
+            if (cnt > 4096) goto bad;
+        }
+        if (*p == ',') p++;
+        else if (*p) goto bad;
+    }
+    if (!cnt) goto bad;
+    *out = v;
+    *n = cnt;
+    return 0;
+bad:
+    free(v);
+    return cli_error(CLI_EXIT_USAGE, "%s: bad list \"%s\" (expected e.g. 1,2,4,8 or 1-64)", opt, s);
+}
+
+int cli_parse_metric(const char *s, int *cosine, ivfpq_metric *metric)
+{
+    *cosine = 0;
+    if (!strcmp(s, "l2") || !strcmp(s, "L2")) *metric = IVFPQ_METRIC_L2;
+    else if (!strcmp(s, "ip") || !strcmp(s, "IP") || !strcmp(s, "inner_product")) *metric = IVFPQ_METRIC_INNER_PRODUCT;
+    else if (!strcmp(s, "cos") || !strcmp(s, "cosine") || !strcmp(s, "angular")) {
+        *metric = IVFPQ_METRIC_INNER_PRODUCT;
+        *cosine = 1;
+    } else {
+        return cli_error(CLI_EXIT_USAGE, "-m: unknown metric \"%s\" (expected l2, ip or cos)", s);
+    }
+    return 0;
+}
+
+const char *cli_metric_name(ivfpq_metric metric, int cosine)
+{
+    return cosine ? "cos" : metric == IVFPQ_METRIC_L2 ? "l2" : "ip";
+}
+
+/* ----------------------------------------------------------- progress */
+
+void cli_bar_init(cli_bar *b)
+{
+    memset(b, 0, sizeof *b);
+    b->enabled = !cli_quiet && isatty(STDERR_FILENO);
+}
+
+int cli_progress(void *user, const char *stage, size_t done, size_t total)
+{
+    cli_bar *b = user;
+    if (!b || !b->enabled) return 0;
+    double now = synth_now();
+    int new_stage = strncmp(b->stage, stage, sizeof b->stage - 1) != 0;
+    /* redraw at most 10 times a second, but always the first and last step */
+    if (!new_stage && done < total && now - b->last_draw < 0.1) return 0;
+    if (new_stage && b->drawn) fputc('\n', stderr);
+    snprintf(b->stage, sizeof b->stage, "%s", stage);
+    b->last_draw = now;
+    const int width = 30;
+    int fill = total ? (int)((double)width * (double)done / (double)total) : width;
+    if (fill > width) fill = width;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r%-14s [%s] %zu/%zu", stage, bar, done, total);
+    fflush(stderr);
+    b->drawn = 1;
+    return 0;
+}
+
+void cli_bar_end(cli_bar *b)
+{
+    if (b->enabled && b->drawn) {
+        fputc('\n', stderr);
+        fflush(stderr);
+    }
+    b->drawn = 0;
+    b->stage[0] = 0;
+}
+
+/* ------------------------------------------------------- machine facts */
+
+const char *cli_cpu_model(void)
+{
+    static char model[128];
+    if (model[0]) return model;
+    snprintf(model, sizeof model, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return model;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "model name", 10)) {
+            char *c = strchr(line, ':');
+            if (c) {
+                c++;
+                while (*c == ' ' || *c == '\t') c++;
+                c[strcspn(c, "\n")] = 0;
+                snprintf(model, sizeof model, "%s", c);
+            }
+            break;
+        }
+    }
+    fclose(f);
+    return model;
+}
+
+const char *cli_compiler(void)
+{
+#if defined(__clang__)
+    return "clang " __clang_version__;
+#elif defined(__GNUC__)
+    return "gcc " __VERSION__;
+#else
+    return "unknown";
+#endif
+}
