@@ -115,6 +115,9 @@ EXP=$($CHECK perturb "$D/bf.ivecs" 10 "$D/perturbed.ivecs") || bad "perturb"
 run "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat $FAST --json "$D/c.jsonl" --gt "$D/perturbed.ivecs"
 $CHECK json "$D/c.jsonl" factory=Flat -- recall_at_1=${EXP% *} k_recall_at_k=${EXP#* } && ok ||
     bad "recall against a known ground truth (expected $EXP)"
+# --max-queries: a prefix of the queries and of the ground truth
+run "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat $FAST --json "$D/m.jsonl" --gt "$D/perturbed.ivecs" --max-queries 20
+$CHECK json "$D/m.jsonl" factory=Flat nq=20 -- recall_at_1=0.5 k_recall_at_k=0.875 && ok || bad "--max-queries 20"
 # the cache is reused, and a corrupt or stale one is not trusted
 "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat --min-time 0 --runs 1 --no-latency >/dev/null 2>"$T/err"
 grep -q "ground truth from cache" "$T/err" && ok || bad "cache not used: $(cat "$T/err")"

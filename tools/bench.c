@@ -37,6 +37,7 @@ static const char BENCH_USAGE[] =
     "      --min-time S       seconds per pass at least; the query set repeats (default 0.2)\n"
     "      --no-latency       skip the latency measurements (batch 1 and batch 200, k=8)\n"
     "      --train-rows N     train on a seeded sample of N rows (default: all)\n"
+    "      --max-queries N    use the first N queries only (and the first N rows of --gt)\n"
     "      --seed S           seed of the sample and of training (default 1234)\n"
     "      --json PATH        write one JSON object per measured setting (JSON lines)\n"
     "      --plot PATH        write a recall-vs-QPS SVG plot\n"
@@ -57,7 +58,7 @@ typedef struct bench_opts {
     double *nprobe, *kf;
     size_t nnprobe, nkf;
     int kf_given;
-    size_t k, batch, train_rows;
+    size_t k, batch, train_rows, max_queries;
     int threads, runs, latency, cosine;
     double min_time;
     uint64_t seed;
@@ -156,6 +157,10 @@ static int parse_bench(int argc, char **argv, bench_opts *o)
             if (cli_parse_double(a, v, &x)) return CLI_EXIT_USAGE;
             if (x < 0 || x > 3600) return cli_error(CLI_EXIT_USAGE, "--min-time: %g is not in [0, 3600]", x);
             o->min_time = x;
+        } else if (m < 0) {
+            return CLI_EXIT_USAGE;
+        } else if (OPT(NULL, "--max-queries") == 1) {
+            if (cli_parse_size(a, v, &o->max_queries)) return CLI_EXIT_USAGE;
         } else if (m < 0) {
             return CLI_EXIT_USAGE;
         } else if (OPT(NULL, "--train-rows") == 1) {
@@ -421,6 +426,7 @@ int cli_cmd_bench(int argc, char **argv)
     if (!rc && o.json && !(json = fopen(o.json, "w"))) rc = cli_error(CLI_EXIT_RUNTIME, "%s: cannot create", o.json);
     if (!rc) rc = cli_load_vectors(o.base, o.cosine, &xb);
     if (!rc) rc = cli_load_vectors(o.query, o.cosine, &xq);
+    if (!rc && o.max_queries && o.max_queries < xq.n) xq.n = o.max_queries; /* rows past n stay unused */
     if (!rc && xq.d != xb.d)
         rc = cli_error(CLI_EXIT_INPUT, "%s: d = %zu, but the base vectors (%s) have d = %zu", o.query, xq.d, o.base,
                        xb.d);
@@ -429,7 +435,7 @@ int cli_cmd_bench(int argc, char **argv)
     if (!rc && o.train_rows && o.train_rows > xb.n)
         cli_note("--train-rows %zu: only %zu rows, training on all", o.train_rows, xb.n);
     if (!rc)
-        rc = cli_ground_truth(o.gt, o.query, o.gt_cache, &xb, &xq, o.k, o.metric, o.cosine, o.threads, &gt, &gtk);
+        rc = cli_ground_truth(o.gt, o.query, o.gt_cache, &xb, &xq, o.k, o.metric, o.cosine, o.threads, o.max_queries != 0, &gt, &gtk);
     if (!rc) {
         c.gt = gt;
         c.gtk = gtk;

@@ -84,10 +84,11 @@ int cli_exact_knn(const float *xb, size_t nb, const float *xq, size_t nq, size_t
 /* Ground truth for (base, queries, k, metric): reads it from gt_path when
  * given; else from the cache file beside the queries, keyed by a hash of
  * the data, k and metric (cache_dir overrides the place; "none" disables);
- * else computes it exactly and writes the cache. *gt is [nq, *gtk]. */
+ * else computes it exactly and writes the cache. *gt is [nq, *gtk].
+ * prefix_ok: a given file may have more rows (queries were cut to a prefix). */
 int cli_ground_truth(const char *gt_path, const char *query_path, const char *cache_dir,
                      const vec_matrix *xb, const vec_matrix *xq, size_t k, ivfpq_metric metric,
-                     int cosine, int threads, int32_t **gt, size_t *gtk);
+                     int cosine, int threads, int prefix_ok, int32_t **gt, size_t *gtk);
 
 /* faiss's definitions: R@1 = share of queries whose true nearest
  * neighbour is ranked first; k-R@k = mean |returned k ∩ true k| / k. */

@@ -134,14 +134,15 @@ static uint64_t gt_key(const vec_matrix *xb, const vec_matrix *xq, size_t k, con
     return h;
 }
 
-static int read_gt_file(const char *path, size_t nq, size_t k, int32_t **gt, size_t *gtk)
+static int read_gt_file(const char *path, size_t nq, size_t k, int prefix_ok, int32_t **gt, size_t *gtk)
 {
     vec_matrix m;
     char err[768];
     int rc = vec_read_int(path, &m, err, sizeof err);
     if (rc) return cli_error(rc == VEC_E_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_INPUT, "%s", err);
-    if (m.n != nq || m.d < k) {
-        if (m.n != nq) cli_error(CLI_EXIT_INPUT, "%s: %zu rows of ground truth for %zu queries", path, m.n, nq);
+    int rows_ok = m.n == nq || (prefix_ok && m.n > nq);
+    if (!rows_ok || m.d < k) {
+        if (!rows_ok) cli_error(CLI_EXIT_INPUT, "%s: %zu rows of ground truth for %zu queries", path, m.n, nq);
         else cli_error(CLI_EXIT_INPUT, "%s: %zu neighbours per query, k = %zu needs at least %zu", path, m.d, k, k);
         vec_free(&m);
         return CLI_EXIT_INPUT;
@@ -153,11 +154,11 @@ static int read_gt_file(const char *path, size_t nq, size_t k, int32_t **gt, siz
 
 int cli_ground_truth(const char *gt_path, const char *query_path, const char *cache_dir,
                      const vec_matrix *xb, const vec_matrix *xq, size_t k, ivfpq_metric metric,
-                     int cosine, int threads, int32_t **gt, size_t *gtk)
+                     int cosine, int threads, int prefix_ok, int32_t **gt, size_t *gtk)
 {
     *gt = NULL;
     *gtk = 0;
-    if (gt_path) return read_gt_file(gt_path, xq->n, k, gt, gtk);
+    if (gt_path) return read_gt_file(gt_path, xq->n, k, prefix_ok, gt, gtk);
 
     const char *mname = cli_metric_name(metric, cosine);
     char cache[4096] = "";

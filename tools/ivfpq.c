@@ -439,7 +439,7 @@ static int cmd_search(int argc, char **argv)
     }
     if (gt_path) {
         vec_matrix dummy = {0, xq.d, VEC_FLOAT32, NULL};
-        if ((rc = cli_ground_truth(gt_path, query, "none", &dummy, &xq, k, in.metric, cosine, 1, &gt, &gtk))) goto out;
+        if ((rc = cli_ground_truth(gt_path, query, "none", &dummy, &xq, k, in.metric, cosine, 1, 0, &gt, &gtk))) goto out;
     }
     cli_search_cfg cfg = {k, IVFPQ_SEARCH_PARAMS_DEFAULT, batch, (int)threads, (int)runs, min_time};
     cfg.params.nprobe = nprobe;
