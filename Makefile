@@ -40,6 +40,11 @@ endif
 # Kernels per instruction set: src/<name>_<isa>.c
 ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
 CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
+# hosted-only sources (paths, mmap): not part of embedded builds
+HOSTED_SRCS := src/io_file.c
+ifdef EMBEDDED
+  CORE_SRCS := $(filter-out $(HOSTED_SRCS),$(CORE_SRCS))
+endif
 FLAGS_sse = -mssse3 -msse4.1
 FLAGS_avx2 = -mavx2
 FLAGS_avx512 = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vbmi

@@ -230,6 +230,96 @@ IVFPQ_API size_t ivfpq_ntotal(const ivfpq_index *idx); /* 0 for NULL */
 IVFPQ_API int ivfpq_dim(const ivfpq_index *idx);       /* 0 for NULL */
 IVFPQ_API int ivfpq_is_trained(const ivfpq_index *idx);
 
+/* ------------------------------------------------------- saving, loading */
+
+/* Two file formats:
+ *  - NATIVE: libivfpq's own format (docs/FORMAT.md): little-endian, a
+ *    versioned header, 64-byte aligned sections, a CRC32C per section. It
+ *    can be searched in place (zero-copy) from flash, ROM or an mmap.
+ *  - FAISS: what faiss.write_index writes, for IndexFlat (IxF2/IxFI),
+ *    IndexIVFFlat (IwFl), IndexPQFastScan (IPfs), IndexIVFPQFastScan
+ *    (IwPf), IndexRefineFlat (IxRF) over those, and IndexIDMap/IDMap2
+ *    (IxMp/IxM2) over any of them. Other faiss index types are refused with
+ *    IVFPQ_E_UNSUPPORTED. Always loaded by copy. The search parameters a
+ *    faiss file stores (nprobe, k_factor) are validated, then ignored:
+ *    they are per call here (ivfpq_search_params).
+ * Loading detects the format. Saving then loading gives an index whose
+ * searches return bit-identical ids and distances. */
+typedef enum ivfpq_file_format {
+    IVFPQ_FORMAT_NATIVE = 0,
+    IVFPQ_FORMAT_FAISS = 1
+} ivfpq_file_format;
+
+/* ivfpq_load_from_buffer / ivfpq_load_file flags. */
+/* Search the buffer in place: nothing is allocated but the index struct
+ * (a few hundred bytes) and nothing is copied. NATIVE format only. The
+ * buffer must stay valid and unchanged until ivfpq_free, must be aligned
+ * to IVFPQ_ZERO_COPY_ALIGN bytes (64 is best: what mmap and the library's
+ * own allocations give), and the host must be little-endian. The index is
+ * read-only: train/add/reset return IVFPQ_E_READONLY. */
+#define IVFPQ_LOAD_ZERO_COPY 0x1u
+/* NATIVE format: do not verify the section checksums (the header's is
+ * still verified, and every size, offset and invariant is still checked,
+ * so any input stays memory-safe). For trusted images where reading every
+ * byte at start-up costs too much (large flash, lazily paged mmap). */
+#define IVFPQ_LOAD_SKIP_CHECKSUMS 0x2u
+#define IVFPQ_ZERO_COPY_ALIGN 8
+
+typedef struct ivfpq_load_options {
+    ivfpq_allocator allocator;  /* used by the loaded index afterwards too */
+    ivfpq_log_fn log;           /* every load failure is explained here */
+    void *log_user;
+    size_t max_bytes;           /* 0 = no limit; else the most memory the load may
+                                   allocate in total (IVFPQ_E_LIMIT beyond) */
+} ivfpq_load_options;
+
+/* Receives the file's bytes in order. Return 0 on success; anything else
+ * stops the save with IVFPQ_E_IO. */
+typedef int (*ivfpq_write_fn)(void *user, const void *data, size_t len);
+/* Fills data with exactly the next len bytes. Return 0 on success, a
+ * positive value if the input ended first (IVFPQ_E_TRUNCATED), a negative
+ * value on an I/O error (IVFPQ_E_IO). */
+typedef int (*ivfpq_read_fn)(void *user, void *data, size_t len);
+
+/* Writes the index (trained or not, empty or not) through `write`.
+ * FAISS: labels that faiss cannot store as positions (Flat, PQ<M>x4fs or
+ * RFlat kinds whose labels are not 0..ntotal-1) are kept by wrapping the
+ * index in an IndexIDMap2 (IxM2), as faiss would; a written RFlat index
+ * gets k_factor 4 (IVFPQ_SEARCH_PARAMS_DEFAULT), IVF kinds nprobe 1. May
+ * allocate temporary memory (FAISS only: label maps). */
+IVFPQ_API int ivfpq_save(const ivfpq_index *idx, ivfpq_file_format fmt, ivfpq_write_fn write,
+                         void *user);
+/* Exact number of bytes ivfpq_save would write. */
+IVFPQ_API int ivfpq_saved_size(const ivfpq_index *idx, ivfpq_file_format fmt, size_t *size);
+
+/* Reads an index in either format from a stream (detected from its first
+ * bytes). Reads exactly the index's bytes, never more. opt may be NULL. */
+IVFPQ_API int ivfpq_load(ivfpq_index **out, ivfpq_read_fn read, void *user,
+                         const ivfpq_load_options *opt);
+/* Loads from memory: a copy (the buffer can be freed afterwards) or, with
+ * IVFPQ_LOAD_ZERO_COPY, a view (see above). Bytes after the index are
+ * ignored. Any byte string is safe to pass: malformed, truncated or hostile
+ * input yields an error (IVFPQ_E_FORMAT, _CORRUPT, _TRUNCATED, _CHECKSUM,
+ * _VERSION, _LIMIT, _UNSUPPORTED), never a crash or an over-read. */
+IVFPQ_API int ivfpq_load_from_buffer(ivfpq_index **out, const void *buf, size_t len,
+                                     unsigned flags, const ivfpq_load_options *opt);
+/* Tells the format from the first bytes (8 are enough). IVFPQ_E_FORMAT if
+ * neither (also a .npy, a Git LFS pointer...), IVFPQ_E_TRUNCATED if too few
+ * bytes to tell. */
+IVFPQ_API int ivfpq_detect_format(const void *head, size_t len, ivfpq_file_format *fmt);
+
+#if !defined(IVFPQ_EMBEDDED)
+/* Hosted builds only (absent with -DIVFPQ_EMBEDDED). Paths are UTF-8 and
+ * go to fopen/open unchanged. The save writes a temporary file next to
+ * `path` and renames it, so a crash never leaves a half-written index.
+ * ivfpq_load_file with IVFPQ_LOAD_ZERO_COPY maps the file read-only (mmap)
+ * and the index searches the mapping; ivfpq_free unmaps it. Without the
+ * flag the file is read into memory. */
+IVFPQ_API int ivfpq_save_file(const ivfpq_index *idx, const char *path, ivfpq_file_format fmt);
+IVFPQ_API int ivfpq_load_file(ivfpq_index **out, const char *path, unsigned flags,
+                              const ivfpq_load_options *opt);
+#endif
+
 /* ------------------------------------------------------------ helpers */
 
 /* Scales each row of x [n, d] to unit L2 norm in place (zero rows stay

@@ -7,8 +7,6 @@
 #include "internal.h"
 #include "kernels.h"
 
-#define MAX_PQ_M 4096 /* keeps the uint16 sum bound meaningful */
-
 int ivfpq_index_factory(ivfpq_index **out, int d, const char *spec, ivfpq_metric metric,
                         const ivfpq_options *opt)
 {
@@ -25,14 +23,21 @@ int ivfpq_index_factory(ivfpq_index **out, int d, const char *spec, ivfpq_metric
     ivfpq_spec s;
     int rc = ivfpq__parse_factory(spec, d, &s, &log);
     if (rc) return rc;
-    if (s.M > MAX_PQ_M)
+    if (s.M > IVFPQ_MAX_M)
         return ivfpq__fail(&log, IVFPQ_E_PARSE,
                            "factory string \"%s\": M = %zu sub-quantizers is over the limit of %d",
-                           spec, s.M, MAX_PQ_M);
+                           spec, s.M, IVFPQ_MAX_M);
     if (opt && (opt->coarse_niter < 0 || opt->pq_niter < 0 || opt->max_points_per_centroid < 0 ||
                 opt->min_points_per_centroid < 0))
         return ivfpq__fail(&log, IVFPQ_E_INVALID_ARG, "index_factory: negative option value");
 
+    return ivfpq__index_create(out, d, metric, &s, opt, 1);
+}
+
+int ivfpq__index_create(ivfpq_index **out, int d, ivfpq_metric metric, const ivfpq_spec *s,
+                        const ivfpq_options *opt, int with_lists)
+{
+    ivfpq_log log = {opt ? opt->log : NULL, opt ? opt->log_user : NULL};
     ivfpq_mem mem;
     ivfpq__mem_init(&mem, opt ? &opt->allocator : NULL);
     ivfpq_index *idx = ivfpq__calloc(&mem, sizeof *idx);
@@ -45,11 +50,11 @@ int ivfpq_index_factory(ivfpq_index **out, int d, const char *spec, ivfpq_metric
     }
     idx->d = d;
     idx->metric = metric;
-    idx->spec = s;
-    idx->nlist = s.nlist;
-    idx->M = s.M;
-    idx->M2 = (s.M + 1) & ~(size_t)1;
-    idx->dsub = s.M ? (size_t)d / s.M : 0;
+    idx->spec = *s;
+    idx->nlist = s->nlist;
+    idx->M = s->M;
+    idx->M2 = (s->M + 1) & ~(size_t)1;
+    idx->dsub = s->M ? (size_t)d / s->M : 0;
     idx->block_bytes = IVFPQ_BBS * idx->M2 / 2;
     idx->seed = opt && opt->seed ? opt->seed : IVFPQ_DEFAULT_SEED;
     idx->coarse_niter = opt && opt->coarse_niter ? opt->coarse_niter : 10;
@@ -57,12 +62,15 @@ int ivfpq_index_factory(ivfpq_index **out, int d, const char *spec, ivfpq_metric
     idx->max_ppc = opt && opt->max_points_per_centroid ? opt->max_points_per_centroid : 256;
     idx->min_ppc = opt && opt->min_points_per_centroid ? opt->min_points_per_centroid : 39;
     idx->pq_train_points = opt && opt->pq_train_points ? opt->pq_train_points : 65536;
-    idx->is_trained = !s.has_ivf && !s.has_pq;
+    idx->is_trained = !s->has_ivf && !s->has_pq;
     idx->storage = IVFPQ_STORAGE_OWNED;
-    idx->lists = ivfpq__calloc(&mem, s.nlist * sizeof(ivfpq_list));
-    if (!idx->lists) {
-        ivfpq__free(&mem, idx);
-        return ivfpq__fail(&log, IVFPQ_E_NOMEM, "index_factory: out of memory for %zu lists", s.nlist);
+    if (with_lists) {
+        idx->lists = ivfpq__calloc(&mem, s->nlist * sizeof(ivfpq_list));
+        if (!idx->lists) {
+            ivfpq__free(&mem, idx);
+            return ivfpq__fail(&log, IVFPQ_E_NOMEM, "index_factory: out of memory for %zu lists",
+                               s->nlist);
+        }
     }
     *out = idx;
     return IVFPQ_OK;
@@ -86,7 +94,11 @@ void ivfpq_free(ivfpq_index *idx)
     ivfpq__lists_free(idx);
     free_model(idx);
     ivfpq__free(&mem, idx->image);
+    void (*release)(void *, size_t) = idx->release;
+    void *release_ctx = idx->release_ctx;
+    size_t release_len = idx->release_len;
     ivfpq__free(&mem, idx);
+    if (release) release(release_ctx, release_len); /* e.g. unmaps a zero-copy file */
 }
 
 /* Rows for PQ training: a seeded sample, as residuals for x4fsr. */

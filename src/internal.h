@@ -15,6 +15,9 @@
 #define IVFPQ_DEFAULT_SEED 1234u
 #define IVFPQ_MAX_D (1 << 20)
 #define IVFPQ_MAX_NLIST ((size_t)1 << 20) /* IVF1M: a flat quantizer beyond is unusable */
+#define IVFPQ_MAX_M 4096       /* PQ sub-quantizers: keeps the uint16 sum bound meaningful */
+#define IVFPQ_MAX_NTOTAL ((uint64_t)1 << 48)
+#define IVFPQ_MAX_LIST_SIZE UINT32_MAX /* search refs hold a list offset in 32 bits */
 #define IVFPQ_BBS 32           /* vectors per FastScan block */
 #define IVFPQ_KSUB 16          /* centroids per 4-bit sub-quantizer */
 #define IVFPQ_ALIGN 64         /* alignment of every array the kernels read */
@@ -93,6 +96,12 @@ typedef struct ivfpq_spec {
     size_t M;         /* 0 without PQ */
 } ivfpq_spec;
 
+/* Allocates an index with every field derived from (d, metric, spec,
+ * options), untrained and empty. with_lists = 0 leaves lists NULL (for a
+ * loader that attaches FLAT storage: then only the struct is allocated). */
+int ivfpq__index_create(ivfpq_index **out, int d, ivfpq_metric metric, const ivfpq_spec *s,
+                        const ivfpq_options *opt, int with_lists);
+
 /* Parses spec for dimension d. On error logs a message naming the token. */
 int ivfpq__parse_factory(const char *spec, int d, ivfpq_spec *out, const ivfpq_log *log);
 /* Canonical string for a parsed spec. */
@@ -156,6 +165,11 @@ struct ivfpq_index {
     int model_borrowed;    /* the three arrays above point into an image, not ours */
     int readonly;          /* zero-copy view of a caller's buffer: never modified */
     void *image;           /* owned copy of a loaded image (freed with the index), or NULL */
+    /* called by ivfpq_free last, e.g. to unmap the file a zero-copy index
+     * views (io_file.c); NULL if nothing to do */
+    void (*release)(void *ctx, size_t len);
+    void *release_ctx;
+    size_t release_len;
 
     /* contents */
     size_t ntotal;
