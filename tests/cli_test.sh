@@ -62,7 +62,7 @@ expect 2 "unknown metric" "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" 
 expect 2 "option --nprobe needs a value" "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat --nprobe
 # bad factory strings: usage errors, after the library explains
 "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f "IVF8,PQ7x4fs" $FAST >"$T/out" 2>"$T/err"
-[ $? -eq 2 ] && grep -q 'IVF8,PQ7x4fs' "$T/err" && [ "$(grep -c 'ivfpq bench: -f' "$T/err")" -eq 1 ] && ok ||
+[ $? -eq 2 ] && grep -q 'IVF8,PQ7x4fs' "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ] && ok ||
     bad "bad factory string: $(cat "$T/err")"
 "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f "Bogus" $FAST >"$T/out" 2>"$T/err"
 [ $? -eq 2 ] && ok || bad "factory Bogus: $(cat "$T/err")"
@@ -180,15 +180,32 @@ run "$IVFPQ" info --cpu
 grep -q "simd in use" "$T/out" && ok || bad "info --cpu"
 
 # ------------------------------------------------- index files (build/search)
-if "$IVFPQ" build -f Flat -i "$D/base.fvecs" -o "$D/flat.index" --quiet 2>"$T/err"; then
+if "$IVFPQ" build -f Flat -i "$D/base.fvecs" -o "$D/flat.index" --quiet >"$T/out" 2>"$T/err"; then
     run "$IVFPQ" info "$D/flat.index"
     grep -q "ntotal: *2000" "$T/out" && ok || bad "info of a built index"
     run "$IVFPQ" search -x "$D/flat.index" -q "$D/query.fvecs" -k 10 --gt "$D/bf.ivecs" -o "$D/res.ivecs" --min-time 0 --runs 1
     grep -q "R@1 = 1.0000" "$T/out" && ok || bad "search of a Flat index: $(cat "$T/out")"
     $CHECK same "$D/res.ivecs" "$D/bf.ivecs" && ok || bad "search -o ids differ from brute force"
+    # build + search of a saved index = the in-memory bench (same seeded sample)
     run "$IVFPQ" build -f "IVF8,PQ8x4fs,RFlat" -i "$D/ibase_dir" -o "$D/pq.index" --train-rows 1500 --quiet
-    run "$IVFPQ" search -x "$D/pq.index" -q "$D/iquery.fvecs" -k 10 --nprobe 8 -o "$D/res2.ivecs" --min-time 0 --runs 1
-    expect 3 "$D/base.fvecs" "$IVFPQ" search -x "$D/base.fvecs" -q "$D/query.fvecs"
+    run "$IVFPQ" bench -f "IVF8,PQ8x4fs,RFlat" -i "$D/ibase_dir" -q "$D/iquery.fvecs" --train-rows 1500 \
+        --nprobe 2 --k-factor 2 $FAST --json "$D/rt.jsonl" --gt-cache "$T/cache"
+    set -- "$T/cache"/iquery.fvecs.gt-*.ivecs
+    IGT=$1
+    R=$(sed -n 's/.*"recall_at_1": \([0-9.e-]*\).*"k_recall_at_k": \([0-9.e-]*\).*/\1 \2/p' "$D/rt.jsonl")
+    for x in pq.index pq.faiss; do
+        [ $x = pq.faiss ] && run "$IVFPQ" convert "$D/pq.index" "$D/pq.faiss" --format faiss
+        run "$IVFPQ" search -x "$D/$x" -q "$D/iquery.fvecs" -k 10 --nprobe 2 --k-factor 2 --gt "$IGT" \
+            -o "$D/res-$x.ivecs" --min-time 0 --runs 1
+        awk -v r1="${R% *}" -v rk="${R#* }" '/^R@1 = / { ok = ($3 - r1 < 1e-4 && r1 - $3 < 1e-4 && $6 - rk < 1e-4 && rk - $6 < 1e-4) }
+            END { exit !ok }' "$T/out" && ok || bad "$x: search recall $(grep R@1 "$T/out") != bench recall $R"
+    done
+    $CHECK same "$D/res-pq.index.ivecs" "$D/res-pq.faiss.ivecs" && ok || bad "native and faiss files answer differently"
+    expect 3 "$D/base.fvecs: not an index" "$IVFPQ" search -x "$D/base.fvecs" -q "$D/query.fvecs"
+    expect 3 "$D/nothing.index" "$IVFPQ" info "$D/nothing.index"
+    head -c 300 "$D/pq.index" >"$D/cut.index"
+    expect 3 "$D/cut.index" "$IVFPQ" info "$D/cut.index"
+    expect 3 "$D/mixdir/b.npy: d = 15, but the index" "$IVFPQ" search -x "$D/pq.index" -q "$D/mixdir/b.npy"
 else
     grep -q "not supported by this build" "$T/err" && ok || bad "build without save/load: $(cat "$T/err")"
     echo "note: index files not available in this build (library lacks ivfpq_save_file); round trips skipped"

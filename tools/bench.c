@@ -204,8 +204,7 @@ static int parse_bench(int argc, char **argv, bench_opts *o)
     return 0;
 }
 
-/* Rows of x chosen by a seeded partial shuffle, kept in file order. */
-static float *sample_rows(const vec_matrix *x, size_t n, uint64_t seed)
+float *cli_sample_rows(const vec_matrix *x, size_t n, uint64_t seed)
 {
     size_t *perm = malloc(x->n * sizeof *perm);
     float *out = malloc(n * x->d * sizeof(float) + 1);
@@ -217,24 +216,13 @@ static float *sample_rows(const vec_matrix *x, size_t n, uint64_t seed)
     for (size_t i = 0; i < x->n; i++) perm[i] = i;
     synth_rng r;
     synth_seed(&r, seed);
-    for (size_t i = 0; i < n; i++) {
-        size_t j = i + (size_t)(synth_next(&r) % (uint64_t)(x->n - i));
-        size_t t = perm[i];
+    const float *src = x->data;
+    for (size_t i = 0; i < n; i++) { /* partial Fisher-Yates */
+        size_t j = i + (size_t)(synth_next(&r) % (uint64_t)(x->n - i)), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
+        memcpy(out + i * x->d, src + perm[i] * x->d, x->d * sizeof(float));
     }
-    /* sort the chosen prefix: reads the base in order */
-    for (size_t i = 1; i < n; i++) {
-        size_t v = perm[i], j = i;
-        if (n > 4096) break; /* large samples: order does not matter enough for O(n^2) */
-        while (j > 0 && perm[j - 1] > v) {
-            perm[j] = perm[j - 1];
-            j--;
-        }
-        perm[j] = v;
-    }
-    const float *src = x->data;
-    for (size_t i = 0; i < n; i++) memcpy(out + i * x->d, src + perm[i] * x->d, x->d * sizeof(float));
     free(perm);
     return out;
 }
@@ -276,14 +264,14 @@ static int bench_spec(sweep_ctx *c, const char *spec)
     opt.seed = o->seed;
     ivfpq_index *idx = NULL;
     int st = ivfpq_index_factory(&idx, (int)xb->d, spec, o->metric, &opt);
-    if (st) return cli_error(cli_exit_for_status(st), "-f \"%s\": %s", spec, ivfpq_strerror(st));
+    if (st) return cli_error(cli_exit_for_status(st), "-f \"%s\": %s", spec, cli_why(st));
 
     int rc = 0;
     const float *train = xb->data;
     float *sample = NULL;
     size_t ntrain = xb->n;
     if (o->train_rows && o->train_rows < xb->n) {
-        if (!(sample = sample_rows(xb, o->train_rows, o->seed))) {
+        if (!(sample = cli_sample_rows(xb, o->train_rows, o->seed))) {
             ivfpq_free(idx);
             return cli_error(CLI_EXIT_RUNTIME, "out of memory for the training sample");
         }
@@ -297,7 +285,7 @@ static int bench_spec(sweep_ctx *c, const char *spec)
     free(sample);
     if (st) {
         ivfpq_free(idx);
-        return cli_error(cli_exit_for_status(st), "%s: training: %s", spec, ivfpq_strerror(st));
+        return cli_error(cli_exit_for_status(st), "%s: training: %s", spec, cli_why(st));
     }
     t0 = synth_now();
     st = ivfpq_add(idx, xb->n, xb->data, NULL);
@@ -305,7 +293,7 @@ static int bench_spec(sweep_ctx *c, const char *spec)
     cli_bar_end(&bar);
     if (st) {
         ivfpq_free(idx);
-        return cli_error(cli_exit_for_status(st), "%s: adding: %s", spec, ivfpq_strerror(st));
+        return cli_error(cli_exit_for_status(st), "%s: adding: %s", spec, cli_why(st));
     }
     ivfpq_info info;
     ivfpq_get_info(idx, &info);

@@ -37,8 +37,12 @@ int cli_error(int code, const char *fmt, ...) CLI_PRINTF(2, 3);
 /* A note on stderr unless --quiet. */
 void cli_note(const char *fmt, ...) CLI_PRINTF(1, 2);
 
-/* Library log callback: errors and warnings to stderr (one line each). */
+/* Library log callback: warnings go to stderr at once; an error's detailed
+ * message is kept for cli_why, so that each failure prints one line. */
 void cli_log(void *user, int level, int status, const char *message);
+/* The library's detailed message for the failure just returned (and
+ * forgets it), else ivfpq_strerror(status). */
+const char *cli_why(int status);
 /* Exit code for a library status. */
 int cli_exit_for_status(int status);
 
@@ -75,6 +79,10 @@ void cli_bar_end(cli_bar *b); /* clears the line */
 /* Reads vectors (any format of vecio.h); on error prints the one-line
  * message and returns the exit code. With `cosine`, rows are normalized. */
 int cli_load_vectors(const char *path, int cosine, vec_matrix *m);
+
+/* n rows of x drawn without replacement by a seeded shuffle (the training
+ * sample of --train-rows; the same in build and bench). NULL: no memory. */
+float *cli_sample_rows(const vec_matrix *x, size_t n, uint64_t seed);
 
 /* Exact k-NN labels [nq, k] by a Flat index of the library, queries split
  * over `threads` threads. Returns an exit code. */

@@ -1,6 +1,7 @@
 /* Messages, option parsing, progress bars and machine facts for the tool. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -37,14 +38,33 @@ void cli_note(const char *fmt, ...)
     va_end(ap);
 }
 
+static pthread_mutex_t why_mu = PTHREAD_MUTEX_INITIALIZER; /* searches log from threads */
+static char why_msg[1024];
+
 void cli_log(void *user, int level, int status, const char *message)
 {
     (void)user;
     (void)status;
+    if (level == IVFPQ_LOG_ERROR) {
+        pthread_mutex_lock(&why_mu);
+        snprintf(why_msg, sizeof why_msg, "%s", message);
+        pthread_mutex_unlock(&why_mu);
+        return;
+    }
     if (level == IVFPQ_LOG_INFO && cli_quiet) return;
     if (level == IVFPQ_LOG_WARNING && cli_quiet) return;
     fprintf(stderr, "%s: %s: %s\n", cli_prog,
             level == IVFPQ_LOG_ERROR ? "error" : level == IVFPQ_LOG_WARNING ? "warning" : "info", message);
+}
+
+const char *cli_why(int status)
+{
+    static char out[1024];
+    pthread_mutex_lock(&why_mu);
+    snprintf(out, sizeof out, "%s", why_msg[0] ? why_msg : ivfpq_strerror(status));
+    why_msg[0] = 0;
+    pthread_mutex_unlock(&why_mu);
+    return out;
 }
 
 int cli_exit_for_status(int status)

@@ -82,7 +82,7 @@ int cli_exact_knn(const float *xb, size_t nb, const float *xq, size_t nq, size_t
     if (!rc) rc = ivfpq_add(flat, nb, xb, NULL);
     if (rc) {
         ivfpq_free(flat);
-        return cli_error(cli_exit_for_status(rc), "exact search: %s", ivfpq_strerror(rc));
+        return cli_error(cli_exit_for_status(rc), "exact search: %s", cli_why(rc));
     }
     cli_bar bar;
     cli_bar_init(&bar);
@@ -98,7 +98,7 @@ int cli_exact_knn(const float *xb, size_t nb, const float *xq, size_t nq, size_t
     free(tid);
     cli_bar_end(&bar);
     ivfpq_free(flat);
-    if (j.rc) return cli_error(cli_exit_for_status(j.rc), "exact search: %s", ivfpq_strerror(j.rc));
+    if (j.rc) return cli_error(cli_exit_for_status(j.rc), "exact search: %s", cli_why(j.rc));
     return 0;
 }
 

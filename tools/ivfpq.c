@@ -84,17 +84,19 @@ static int load_index(const char *path, int mmap, ivfpq_index **idx)
     lo.log = cli_log;
     int st = ivfpq_load_file(idx, path, mmap ? IVFPQ_LOAD_ZERO_COPY : 0, &lo);
     if (st) return cli_error(st == IVFPQ_E_IO ? CLI_EXIT_INPUT : cli_exit_for_status(st), "%s: %s", path,
-                             ivfpq_strerror(st));
+                             cli_why(st));
     return 0;
 }
 #endif
 
+#ifndef CLI_HAVE_IO
 static int no_io(void)
 {
     return cli_error(CLI_EXIT_RUNTIME,
                      "index files are not supported by this build: the library has no ivfpq_save_file/"
                      "ivfpq_load_file yet (use `ivfpq bench`, which builds in memory)");
 }
+#endif
 
 static int cmd_info(int argc, char **argv)
 {
@@ -230,14 +232,9 @@ static int cmd_build(int argc, char **argv)
     (void)seed;
     return no_io();
 #else
-    /* parse the factory string before reading a big file */
     ivfpq_options opt = {0};
     opt.log = cli_log;
-    ivfpq_index *probe;
-    int st = ivfpq_index_factory(&probe, 1 << 10, spec, metric, &opt);
-    if (st == IVFPQ_E_PARSE) return cli_error(CLI_EXIT_USAGE, "-f \"%s\": %s", spec, ivfpq_strerror(st));
-    ivfpq_free(probe);
-
+    int st;
     vec_matrix xb;
     int rc = cli_load_vectors(base, cosine, &xb);
     if (rc) return rc;
@@ -249,31 +246,17 @@ static int cmd_build(int argc, char **argv)
     ivfpq_index *idx = NULL;
     if ((st = ivfpq_index_factory(&idx, (int)xb.d, spec, metric, &opt))) {
         vec_free(&xb);
-        return cli_error(cli_exit_for_status(st), "-f \"%s\" with d = %zu: %s", spec, xb.d, ivfpq_strerror(st));
+        return cli_error(cli_exit_for_status(st), "-f \"%s\" with d = %zu: %s", spec, xb.d, cli_why(st));
     }
     const float *train = xb.data;
     size_t ntrain = xb.n;
     float *sample = NULL;
-    if (train_rows && train_rows < xb.n) { /* seeded partial Fisher-Yates */
-        sample = malloc(train_rows * xb.d * sizeof(float));
-        size_t *perm = malloc(xb.n * sizeof *perm);
-        if (!sample || !perm) {
-            free(sample);
-            free(perm);
+    if (train_rows && train_rows < xb.n) {
+        if (!(sample = cli_sample_rows(&xb, train_rows, seed))) {
             ivfpq_free(idx);
             vec_free(&xb);
             return cli_error(CLI_EXIT_RUNTIME, "out of memory for the training sample");
         }
-        for (size_t i = 0; i < xb.n; i++) perm[i] = i;
-        synth_rng r;
-        synth_seed(&r, seed);
-        for (size_t i = 0; i < train_rows; i++) {
-            size_t j = i + (size_t)(synth_next(&r) % (uint64_t)(xb.n - i)), t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-            memcpy(sample + i * xb.d, (const float *)xb.data + perm[i] * xb.d, xb.d * sizeof(float));
-        }
-        free(perm);
         train = sample;
         ntrain = train_rows;
     }
@@ -291,13 +274,13 @@ static int cmd_build(int argc, char **argv)
     vec_free(&xb);
     if (st) {
         ivfpq_free(idx);
-        return cli_error(cli_exit_for_status(st), "%s: %s", spec, ivfpq_strerror(st));
+        return cli_error(cli_exit_for_status(st), "%s: %s", spec, cli_why(st));
     }
     st = ivfpq_save_file(idx, out, strcmp(format, "faiss") ? IVFPQ_FORMAT_NATIVE : IVFPQ_FORMAT_FAISS);
     if (st) {
         ivfpq_free(idx);
         return cli_error(cli_exit_for_status(st) == CLI_EXIT_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME, "%s: %s", out,
-                         ivfpq_strerror(st));
+                         cli_why(st));
     }
     ivfpq_info in;
     ivfpq_get_info(idx, &in);
@@ -533,7 +516,7 @@ static int cmd_convert(int argc, char **argv)
     if (rc) return rc;
     int st = ivfpq_save_file(idx, out, strcmp(format, "faiss") ? IVFPQ_FORMAT_NATIVE : IVFPQ_FORMAT_FAISS);
     ivfpq_free(idx);
-    if (st) return cli_error(st == IVFPQ_E_UNSUPPORTED ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME, "%s: %s", out, ivfpq_strerror(st));
+    if (st) return cli_error(st == IVFPQ_E_UNSUPPORTED ? CLI_EXIT_USAGE : CLI_EXIT_RUNTIME, "%s: %s", out, cli_why(st));
     cli_note("%s -> %s (%s)", in, out, format);
     return 0;
 #endif

@@ -91,7 +91,7 @@ static int passes_init(passes *p, const ivfpq_index *idx, const float *xq, size_
         int rc = ivfpq_search_workspace_size(idx, j->batch, cfg->k, &j->params, &j->ws_size);
         if (rc) {
             passes_free(p);
-            return cli_error(cli_exit_for_status(rc), "search: %s", ivfpq_strerror(rc));
+            return cli_error(cli_exit_for_status(rc), "search: %s", cli_why(rc));
         }
         j->ws = malloc(j->ws_size + 1);
         if (!j->ws) {
@@ -124,7 +124,7 @@ static int passes_run(passes *p, size_t reps, double *secs)
     for (int t = 1; t < p->nt; t++) pthread_join(tid[t], NULL);
     *secs = synth_now() - t0;
     for (int t = 0; t < p->nt; t++)
-        if (p->jobs[t].rc) return cli_error(cli_exit_for_status(p->jobs[t].rc), "search: %s", ivfpq_strerror(p->jobs[t].rc));
+        if (p->jobs[t].rc) return cli_error(cli_exit_for_status(p->jobs[t].rc), "search: %s", cli_why(p->jobs[t].rc));
     return 0;
 }
 
@@ -191,7 +191,7 @@ int cli_measure_latency(const ivfpq_index *idx, const float *xq, size_t nq, cons
     ivfpq_search_params prm = cfg->params;
     prm.nfound = NULL;
     int rc = ivfpq_search_workspace_size(idx, batch, cfg->k, &prm, &ws_size);
-    if (rc) return cli_error(cli_exit_for_status(rc), "search: %s", ivfpq_strerror(rc));
+    if (rc) return cli_error(cli_exit_for_status(rc), "search: %s", cli_why(rc));
     void *ws = malloc(ws_size + 1);
     float *D = malloc(batch * cfg->k * sizeof(float));
     int64_t *I = malloc(batch * cfg->k * sizeof(int64_t));
@@ -227,7 +227,7 @@ int cli_measure_latency(const ivfpq_index *idx, const float *xq, size_t nq, cons
     *p99 = percentile(s, n, 99);
     goto out;
 fail:
-    rc = cli_error(cli_exit_for_status(rc), "search: %s", ivfpq_strerror(rc));
+    rc = cli_error(cli_exit_for_status(rc), "search: %s", cli_why(rc));
 out:
     free(ws);
     free(D);
