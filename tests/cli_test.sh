@@ -6,12 +6,20 @@
 # when the library can save/load.
 #
 # usage: sh tests/cli_test.sh BUILD_DIR
+#        IVFPQ_VALGRIND=1 sh tests/cli_test.sh BUILD_DIR   (the tool under valgrind)
 set -u
 B=${1:-build}
 IVFPQ=$B/ivfpq
 CHECK=$B/tests/cli_check
 T=$(mktemp -d /tmp/ivfpq-cli-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT INT TERM
+if [ "${IVFPQ_VALGRIND:-0}" = 1 ]; then
+    # leaks and memory errors exit 99, which no expected status matches
+    printf '#!/bin/sh\nexec valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect "%s" "$@"\n' \
+        "$(cd "$(dirname "$IVFPQ")" && pwd)/ivfpq" >"$T/ivfpq"
+    chmod +x "$T/ivfpq"
+    IVFPQ=$T/ivfpq
+fi
 pass=0
 fail=0
 

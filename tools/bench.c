@@ -407,7 +407,7 @@ int cli_cmd_bench(int argc, char **argv)
             break;
         }
         frows = nr;
-        memcpy(frows + nf, r, n * sizeof *r);
+        if (n) memcpy(frows + nf, r, n * sizeof *r);
         nf += n;
         free(r);
     }
@@ -444,8 +444,8 @@ int cli_cmd_bench(int argc, char **argv)
         if (!all) {
             rc = cli_error(CLI_EXIT_RUNTIME, "out of memory");
         } else {
-            memcpy(all, c.rows, c.nrows * sizeof *all);
-            memcpy(all + c.nrows, frows, nf * sizeof *all);
+            if (c.nrows) memcpy(all, c.rows, c.nrows * sizeof *all);
+            if (nf) memcpy(all + c.nrows, frows, nf * sizeof *all);
             char title[512];
             snprintf(title, sizeof title, "%s", o.title ? o.title : "");
             if (!o.title) {
@@ -514,7 +514,7 @@ int cli_cmd_plot(int argc, char **argv)
             break;
         }
         all = na;
-        memcpy(all + n, r, k * sizeof *r);
+        if (k) memcpy(all + n, r, k * sizeof *r);
         n += k;
         free(r);
     }
