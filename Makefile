@@ -88,7 +88,7 @@ TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib cli test test-cli demo clean install uninstall help check-cmocka run-tests
+.PHONY: all lib cli test test-cli test-be demo io-bench clean install uninstall help check-cmocka run-tests
 
 all: lib $(CLI) $(BUILD)/demo ## build the library, the ivfpq tool and the demo
 
@@ -128,6 +128,15 @@ $(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
 demo: $(BUILD)/demo ## synthetic RVC-like set, IVF1024,PQ128x4fs,RFlat, nprobe sweep
 	./$(BUILD)/demo
 
+# index file load speed (copy vs zero-copy); uses internal CRC entry points
+$(BUILD)/io_bench: bench/io_bench.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -Isrc -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+IO_BENCH_FILE ?= /tmp/ivfpq-io-bench.index
+io-bench: $(BUILD)/io_bench ## load speed of a ~220 MB IVF1024,PQ128x4fs,RFlat index file
+	test -f $(IO_BENCH_FILE) || ./$(BUILD)/io_bench build $(IO_BENCH_FILE)
+	./$(BUILD)/io_bench time $(IO_BENCH_FILE)
+
 # ------------------------------------------------------------------ tests
 CMOCKA_PROBE = printf '\#include <stdarg.h>\n\#include <stddef.h>\n\#include <setjmp.h>\n\#include <stdint.h>\n\#include <cmocka.h>\nint main(void){return 0;}\n' | $(CC) -x c - -o /dev/null -lcmocka >/dev/null 2>&1
 
@@ -148,11 +157,42 @@ $(BUILD)/tests/%: tests/%.c tests/testutil.c tests/testutil.h $(TOOL_OBJS) $(STA
 $(BUILD)/tests/simd_levels: tests/simd_levels.c $(STATIC) | $(BUILD)/tests
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(STATIC) -lm
 
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, fuzz corpus replay, CLI tests (once)
+# faiss interoperability (tests/faiss_interop.py) when Debian's faiss is there
+PYTHON_FAISS ?= /usr/bin/python3
+$(BUILD)/tests/io_tool: tests/io_tool.c $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+# Index files on a big-endian host: the library cross-built for s390x runs
+# under qemu-user on files written here (Debian: gcc-s390x-linux-gnu qemu-user).
+BE_CC ?= s390x-linux-gnu-gcc
+BE_RUN ?= qemu-s390x
+# GCC evaluates float expressions in double on s390x with -std=c11
+# (FLT_EVAL_METHOD 1): native float arithmetic, as on x86-64 and ARM
+BE_CFLAGS ?= -fexcess-precision=fast
+BE_BUILD := $(BUILD)/be
+BE_SPECS := Flat IVF8,Flat PQ8x4fs PQ3x4fs,RFlat IVF8,PQ8x4fs IVF8,PQ3x4fsr,RFlat IVF8,PQ8x4fsr,RFlat
+test-be: $(BUILD)/tests/io_tool ## index files on big-endian s390x (cross gcc + qemu-user)
+	$(MAKE) --no-print-directory BUILD=$(BE_BUILD) CC=$(BE_CC) SIMD_OFF=1 CFLAGS="$(BE_CFLAGS)" $(BE_BUILD)/libivfpq.a
+	$(BE_CC) $(BASEFLAGS) $(BE_CFLAGS) -static -Iinclude -o $(BE_BUILD)/endian_check tests/endian_check.c $(BE_BUILD)/libivfpq.a -lm
+	@set -e; dir=$(BE_BUILD)/data; mkdir -p $$dir; cp tests/data/*.index tests/data/*.expect $$dir/; \
+	t=./$(BUILD)/tests/io_tool; $$t synth 3000 24 7 $$dir/xb.f32; $$t synth 20 24 8 $$dir/be_queries.f32; \
+	i=0; names=; for spec in $(BE_SPECS); do for metric in 0 1; do \
+	  n=be$$i; i=$$((i+1)); names="$$names $$n"; \
+	  $$t build $$spec $$metric $$dir/xb.f32 3000 24 $$dir/$$n.native native; \
+	  $$t search $$dir/$$n.native $$dir/be_queries.f32 20 10 4 4 $$dir/$$n.results; \
+	done; done; \
+	$(BE_RUN) $(BE_BUILD)/endian_check $$dir $$names
+
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, faiss interop, fuzz corpus replay, CLI tests (once)
 	@set -e; for lvl in $$(./$(BUILD)/tests/simd_levels); do \
 	  echo "== SIMD level $$lvl"; \
 	  for t in $(TEST_BINS); do IVFPQ_SIMD=$$lvl $$t || { echo "FAILED: $$t (IVFPQ_SIMD=$$lvl)"; exit 1; }; done; \
 	done
+	@if $(PYTHON_FAISS) -c "import faiss, numpy" >/dev/null 2>&1; then \
+	  echo "== faiss interop"; $(PYTHON_FAISS) tests/faiss_interop.py $(BUILD)/tests/io_tool || exit 1; \
+	else \
+	  echo "== faiss interop SKIPPED: $(PYTHON_FAISS) cannot import faiss (apt-get install python3-faiss python3-numpy)"; \
+	fi
 	@$(MAKE) --no-print-directory fuzz-replay
 	@echo "== command-line tool"; sh tests/cli_test.sh $(BUILD) || { echo "FAILED: tests/cli_test.sh"; exit 1; }
 	@echo "all tests passed"

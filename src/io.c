@@ -214,8 +214,10 @@ int ivfpq__native_save(const ivfpq_index *idx, ivfpq_sink *k)
         int s = which[i];
         unsigned char *e = h + FIXED_BYTES + i * ENTRY_BYTES;
         uint32_t crc = 0;
-        int rc = emit_section(idx, s, put_crc, &crc);
-        if (rc) return rc;
+        if (k->write) { /* ivfpq_saved_size only counts */
+            int rc = emit_section(idx, s, put_crc, &crc);
+            if (rc) return rc;
+        }
         memcpy(e, sec_info[s].id, 4);
         ivfpq__put32(e + 4, sec_info[s].elem);
         ivfpq__put64(e + 8, off[s]);
@@ -337,8 +339,9 @@ static int check_header(const ivfpq_ld *ld, const hdr *h, ivfpq_spec *spec)
         return CORRUPT("index header: %llu code blocks for %llu vectors in %llu lists",
                        (unsigned long long)h->nblocks, (unsigned long long)h->ntotal,
                        (unsigned long long)h->nlist);
-    if (h->cniter > 1000000 || h->pqniter > 1000000 || h->maxppc > 1000000000 ||
-        h->minppc > 1000000000 || h->ptp > ((uint64_t)1 << 40) || h->seed == 0)
+    /* what ivfpq_index_factory can produce: positive ints, seed != 0 */
+    if (h->cniter - 1 >= INT32_MAX || h->pqniter - 1 >= INT32_MAX || h->maxppc - 1 >= INT32_MAX ||
+        h->minppc - 1 >= INT32_MAX || h->ptp == 0 || h->ptp > SIZE_MAX || h->seed == 0)
         return CORRUPT("index header: training options out of range");
     return IVFPQ_OK;
 }
@@ -467,18 +470,21 @@ static int check_contents(const ivfpq_ld *ld, const hdr *h, const ivfpq_spec *sp
         const uint8_t *codes = S->p[S_CODE];
         size_t bb = 16 * M2;
         for (size_t l = 0; l < nlist; l++) {
-            size_t n = (size_t)(off[l + 1] - off[l]);
+            size_t n = (size_t)(off[l + 1] - off[l]), r = n % IVFPQ_BBS;
             const uint8_t *lc = codes + (size_t)boff[l] * bb;
-            for (size_t v = n; v % IVFPQ_BBS; v++)
-                for (size_t m = 0; m < M2; m++)
-                    if (ivfpq__pq4_get(lc, M2, v, m))
-                        return CORRUPT("PQ codes: list %zu, padding slot %zu is not zero", l, v);
-            if (spec->M & 1)
-                for (size_t v = 0; v < n; v++)
-                    if (ivfpq__pq4_get(lc, M2, v, M2 - 1))
-                        return CORRUPT("PQ codes: list %zu, vector %zu: the unused sub-quantizer "
-                                       "of odd M is not zero",
-                                       l, v);
+            if (r) {
+                unsigned char mask[16], acc = 0;
+                const uint8_t *last = lc + (n / IVFPQ_BBS) * bb;
+                ivfpq__pq4_tail_mask(r, mask);
+                for (size_t i = 0; i < bb; i++) acc |= last[i] & mask[i % 16];
+                if (acc) return CORRUPT("PQ codes: list %zu: the padding after its %zu vectors is not zero", l, n);
+            }
+            if (spec->M & 1) /* the extra sub-quantizer: upper half of each block's last piece */
+                for (size_t b = 0; b < (size_t)(boff[l + 1] - boff[l]); b++)
+                    if (!all_zero(lc + b * bb + bb - 16, 16))
+                        return CORRUPT("PQ codes: list %zu, block %zu: the unused sub-quantizer of "
+                                       "odd M is not zero",
+                                       l, b);
         }
     }
     return IVFPQ_OK;

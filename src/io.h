@@ -123,6 +123,19 @@ int ivfpq__sink_zeros(ivfpq_sink *k, size_t len);
 /* Writes count host-order elements of elem bytes as little endian. */
 int ivfpq__sink_array(ivfpq_sink *k, const void *data, size_t count, size_t elem);
 
+/* ------------------------------------------------------ code blocks */
+
+/* The nibbles of slots r..31 in a 16-byte half of a 32-byte piece of a
+ * FastScan block (layout in kernels.h: byte b holds vector w in its low
+ * nibble and w + 16 in its high one, w = b/2 + 8*(b odd)). r in 1..31. */
+static inline void ivfpq__pq4_tail_mask(size_t r, unsigned char mask[16])
+{
+    for (size_t b = 0; b < 16; b++) {
+        size_t w = b / 2 + 8 * (b & 1);
+        mask[b] = (unsigned char)((w >= r ? 0x0f : 0) | (w + 16 >= r ? 0xf0 : 0));
+    }
+}
+
 /* ---------------------------------------------------------- formats */
 
 #define IVFPQ_NATIVE_MAGIC "\x89IVFPQ\r\n"

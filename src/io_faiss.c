@@ -462,10 +462,15 @@ static void repack(fl *F, uint8_t *dst, const unsigned char *src, size_t n, size
     }
     /* faiss's padding and odd-M nibbles are zero when it wrote them; make
      * sure, since search ignores them but our own format requires it */
-    for (size_t v = n; v % 32; v++)
-        for (size_t m = 0; m < M2; m++) ivfpq__pq4_set(dst, M2, v, m, 0);
-    if (F->M & 1)
-        for (size_t v = 0; v < n; v++) ivfpq__pq4_set(dst, M2, v, M2 - 1, 0);
+    size_t bb = 16 * M2;
+    if (n % 32) {
+        unsigned char mask[16];
+        uint8_t *last = dst + (n / 32) * bb;
+        ivfpq__pq4_tail_mask(n % 32, mask);
+        for (size_t i = 0; i < bb; i++) last[i] &= (uint8_t)~mask[i % 16];
+    }
+    if (F->M & 1) /* the extra sub-quantizer: upper half of each block's last piece */
+        for (size_t b = 0; b < nb32; b++) memset(dst + b * bb + bb - 16, 0, 16);
 }
 
 static int rd_fs_params(fl *F, int32_t bbs, const char *what)

@@ -14,9 +14,11 @@
 
 #if !defined(_WIN32)
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* MAP_POPULATE (Linux) */
 #endif
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -84,7 +86,7 @@ int ivfpq_save_file(const ivfpq_index *idx, const char *path, ivfpq_file_format 
     size_t plen = strlen(path), tlen = plen + 48;
     char *tmp = ivfpq__alloc(&idx->mem, tlen);
     if (!tmp) return ivfpq__fail(log, IVFPQ_E_NOMEM, "save: out of memory");
-    static unsigned counter;
+    static _Atomic unsigned counter; /* distinct temporary names for concurrent saves */
     int rc;
 #if defined(HAVE_POSIX)
     ivfpq__snprintf(tmp, tlen, "%s.tmp%ld.%u", path, (long)getpid(), counter++);
@@ -151,7 +153,13 @@ int ivfpq_load_file(ivfpq_index **out, const char *path, unsigned flags,
         return ivfpq__fail(&log, IVFPQ_E_LIMIT, "load: '%s' is too large to map", path);
     }
     size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    int mflags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    /* every byte will be read (copied or checksummed): map them all at once
+     * rather than page by page; a lazily paged mapping only when skipping */
+    if (!(flags & IVFPQ_LOAD_ZERO_COPY) || !(flags & IVFPQ_LOAD_SKIP_CHECKSUMS)) mflags |= MAP_POPULATE;
+#endif
+    void *map = mmap(NULL, len, PROT_READ, mflags, fd, 0);
     close(fd);
     if (map == MAP_FAILED) return IO_FAIL(&log, "load: cannot map '%s': %s", path, strerror(errno));
     rc = ivfpq_load_from_buffer(out, map, len, flags, opt);

@@ -1,7 +1,7 @@
 /* Native and faiss save/load: round trips with bit-identical search,
  * zero-copy from const memory, streams, files, and hostile input
  * (truncation at every byte, random bit flips, OOM, limits). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memmem, mkdtemp */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +163,16 @@ static void crc32c_known_values(void **state)
             assert_int_equal(part, s);
         }
     free(buf);
+    /* long buffers take the 3-stream paths (blocks of 3 x 8192 and 3 x 256) */
+    size_t big = 200000;
+    buf = malloc(big + 16);
+    for (size_t i = 0; i < big + 16; i++) buf[i] = (unsigned char)((i * 2654435761u) >> 13);
+    for (size_t n = 24000; n < big; n = n * 3 / 2 + 77)
+        for (size_t off = 0; off < 16; off += 5)
+            assert_int_equal(ivfpq__crc32c(0, buf + off, n), ivfpq__crc32c_sw(0, buf + off, n));
+    assert_int_equal(ivfpq__crc32c(ivfpq__crc32c(0, buf, 30000), buf + 30000, big - 30000),
+                     ivfpq__crc32c_sw(0, buf, big));
+    free(buf);
 }
 
 /* ------------------------------------------------------- round trips */
@@ -275,6 +285,30 @@ static void round_trip_edge_cases(void **state)
             free(m.p);
             ivfpq_free(idx);
         }
+    /* training options survive (an untrained index trains the same after a load) */
+    {
+        ivfpq_options o;
+        memset(&o, 0, sizeof o);
+        o.seed = 77;
+        o.coarse_niter = 3;
+        o.pq_niter = 2000000;
+        o.max_points_per_centroid = 5;
+        o.min_points_per_centroid = 1000000;
+        o.pq_train_points = 123;
+        ivfpq_index *idx, *c;
+        assert_int_equal(ivfpq_index_factory(&idx, D, "IVF6,PQ8x4fsr,RFlat", IVFPQ_METRIC_L2, &o), IVFPQ_OK);
+        membuf m, m2;
+        save_mem(idx, IVFPQ_FORMAT_NATIVE, &m);
+        assert_int_equal(ivfpq_load_from_buffer(&c, m.p, m.len, 0, NULL), IVFPQ_OK);
+        save_mem(c, IVFPQ_FORMAT_NATIVE, &m2);
+        assert_int_equal(m.len, m2.len);
+        assert_memory_equal(m.p, m2.p, m.len);
+        assert_non_null(memmem(m.p, m.len, "IVF6,PQ8x4fsr,RFlat", 19)); /* the factory string */
+        ivfpq_free(c);
+        ivfpq_free(idx);
+        free(m.p);
+        free(m2.p);
+    }
     /* native -> faiss -> native keeps the search results */
     for (size_t s = 0; s < NSPECS; s++) {
         ivfpq_index *idx = build(kSpecs[s], IVFPQ_METRIC_INNER_PRODUCT, NB, 1, NULL), *a, *b;
