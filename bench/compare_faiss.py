@@ -4,6 +4,7 @@
     compare_faiss.py -i BASE -q QUERIES [--gt GT] [-m l2|ip|cos] -f SPEC [SPEC...]
                      [--nprobe 1,2,4] [--k-factor 1,4] [-k 10] [--json faiss.jsonl]
                      [--ivfpq-json ours.jsonl] [--ivfpq build/ivfpq --plot both.svg]
+    compare_faiss.py --from-json faiss.jsonl --ivfpq-json ours.jsonl   (merge saved runs only)
 
 Needs numpy and faiss (on Debian: /usr/bin/python3 with python3-faiss).
 Same data readers, recall definitions and measurement rules as `ivfpq bench`:
@@ -187,11 +188,12 @@ def merge_table(ours, theirs, k):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-i", "--base", required=True)
-    ap.add_argument("-q", "--queries", required=True)
+    ap.add_argument("-i", "--base")
+    ap.add_argument("-q", "--queries")
     ap.add_argument("--gt")
     ap.add_argument("-m", "--metric", default="l2", choices=["l2", "ip", "cos"])
-    ap.add_argument("-f", "--factory", nargs="+", action="extend", required=True)
+    ap.add_argument("-f", "--factory", nargs="+", action="extend")
+    ap.add_argument("--from-json", help="do not run faiss: merge its rows saved earlier with --json")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--nprobe", default="1-64")
     ap.add_argument("--k-factor", default="4")
@@ -206,6 +208,18 @@ def main():
     ap.add_argument("--plot", help="SVG with both engines (needs --ivfpq and --ivfpq-json)")
     a = ap.parse_args()
 
+    if a.from_json:
+        with open(a.from_json) as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+        if not rows:
+            fail(3, "%s: no rows" % a.from_json)
+        opts = rows[0].get("compile_options", "unknown")
+        print("# faiss %s rows from %s, compile options: %s" % (rows[0].get("version", "?"), a.from_json, opts))
+        report(a, rows, opts, rows[0].get("k", 10), rows[0].get("nb", 0), rows[0].get("d", 0),
+               rows[0].get("nq", 0), rows[0].get("metric", "?"), rows[0].get("base", "?"))
+        return
+    if not (a.base and a.queries and a.factory):
+        fail(2, "needs -i BASE, -q QUERIES and -f SPEC (or --from-json)")
     opts = faiss.get_compile_options() if hasattr(faiss, "get_compile_options") else "unknown"
     print("# faiss %s, compile options: %s; numpy %s; python %s" %
           (faiss.__version__, opts, np.__version__, platform.python_version()))
@@ -297,7 +311,10 @@ def main():
                       (spec, npc or "-", kf, r1, rk, qps, train_s, add_s, bpv), flush=True)
     if out:
         out.close()
+    report(a, rows, opts, k, nb, d, nq, a.metric, a.base)
 
+
+def report(a, rows, opts, k, nb, d, nq, metric, base):
     if a.ivfpq_json:
         ours = []
         for p in a.ivfpq_json:
@@ -308,13 +325,14 @@ def main():
         print("libivfpq SIMD level: %s; faiss: %s\n" % (", ".join(simd), simd_of(opts)))
         print(merge_table(ours, rows, k))
     if a.plot:
-        if not (a.ivfpq and a.ivfpq_json and a.json):
-            fail(2, "--plot needs --ivfpq, --ivfpq-json and --json")
+        faiss_json = a.json or a.from_json
+        if not (a.ivfpq and a.ivfpq_json and faiss_json):
+            fail(2, "--plot needs --ivfpq, --ivfpq-json and --json (or --from-json)")
         import subprocess
         rc = subprocess.call([a.ivfpq, "plot", "-o", a.plot, "--title",
-                              "%s: %d x %d, %d queries, %s, k = %d" % (os.path.basename(a.base.rstrip("/")), nb, d,
-                                                                        nq, a.metric, k)]
-                             + a.ivfpq_json + [a.json])
+                              "%s: %d x %d, %d queries, %s, k = %d" % (os.path.basename(base.rstrip("/")), nb, d,
+                                                                        nq, metric, k)]
+                             + a.ivfpq_json + [faiss_json])
         if rc:
             sys.exit(rc)
 

@@ -183,6 +183,20 @@ grep -q 'stroke-dasharray' "$D/f.svg" && ok || bad "faiss curve missing from the
 echo 'not json' >"$D/nj.jsonl"
 expect 3 "$D/nj.jsonl: line 1 is not a JSON object" "$IVFPQ" plot -o "$D/x.svg" "$D/nj.jsonl"
 
+# ------------------------------------------ bench/compare_faiss.py (if faiss is there)
+PYF=${PYTHON_FAISS:-/usr/bin/python3}
+if "$PYF" -c "import faiss, numpy" >/dev/null 2>&1; then
+    run "$PYF" "$(dirname "$0")/../bench/compare_faiss.py" -i "$D/ibase_dir" -q "$D/iquery.fvecs" -f Flat "IVF8,Flat" \
+        --nprobe 2,8 --min-time 0 --runs 1 --json "$D/faiss.jsonl" --ivfpq-json "$D/fmt-ibase.fvecs.jsonl" \
+        --ivfpq "$IVFPQ" --plot "$D/both.svg"
+    grep -q "faiss 1\|faiss [0-9]" "$T/out" && grep -q "compile options" "$T/out" && ok || bad "compare_faiss.py header"
+    grep -q "^| IVF8,Flat | 2 | 1 | [0-9.]* | [0-9.]* |" "$T/out" && ok || bad "compare_faiss.py merged table: $(cat "$T/out")"
+    $CHECK json "$D/faiss.jsonl" engine=faiss factory=Flat -- recall_at_1=1 k_recall_at_k=1 && ok || bad "faiss Flat recall"
+    grep -q 'stroke-dasharray' "$D/both.svg" && ok || bad "compare_faiss.py --plot"
+else
+    echo "note: $PYF cannot import faiss: compare_faiss.py not tested"
+fi
+
 # ------------------------------------------------------------- info
 run "$IVFPQ" info --cpu
 grep -q "simd in use" "$T/out" && ok || bad "info --cpu"
