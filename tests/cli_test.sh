@@ -87,7 +87,11 @@ head -c 1000 "$D/base.fvecs" >"$D/cut.fvecs"
 expect 3 "$D/cut.fvecs: truncated at byte 1000" "$IVFPQ" bench -i "$D/cut.fvecs" -q "$D/query.fvecs" -f Flat
 expect 3 "$D/base.fvecs: holds float vectors, expected int32 ids" \
     "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat --gt "$D/base.fvecs"
-expect 3 "unknown file type" "$IVFPQ" bench -i "$D/base.csv" -q "$D/query.fvecs" -f Flat
+printf '1,2,3\n' >"$D/base.csv"
+expect 3 "$D/base.csv: unknown file type" "$IVFPQ" bench -i "$D/base.csv" -q "$D/query.fvecs" -f Flat
+cp "$D/query.npy" "$D/query_noext"   # no extension: .npy recognised by its magic
+run "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query_noext" -f Flat $FAST --gt-cache none --json "$D/noext.jsonl"
+$CHECK json "$D/noext.jsonl" factory=Flat -- recall_at_1=1 k_recall_at_k=1 && ok || bad "queries without extension"
 
 # ------------------------------------------- exact ground truth and its cache
 $CHECK knn "$D/base.fvecs" "$D/query.fvecs" 10 l2 "$D/bf.ivecs" || bad "brute force"

@@ -106,6 +106,9 @@ static void npy_versions(void **state)
         put_npy(tpath(name), v, "<f4", "False", "(6, 5)", vals, sizeof vals, 0);
         expect_floats(tpath(name), 6, 5, vals);
     }
+    /* no extension: recognised by the magic */
+    put_npy(tpath("features"), 1, "<f4", "False", "(6, 5)", vals, sizeof vals, 0);
+    expect_floats(tpath("features"), 6, 5, vals);
     /* 1-D is one row */
     put_npy(tpath("row.npy"), 1, "<f4", "False", "(5,)", vals, 5 * 4, 0);
     expect_floats(tpath("row.npy"), 1, 5, vals);

@@ -577,8 +577,16 @@ static int read_dir(const char *path, vec_matrix *out, char *err, size_t errlen)
 
 /* ------------------------------------------------------------- entry */
 
-static int sniff_unknown(const char *path, char *err, size_t errlen)
+/* No known extension: a .npy file is recognised by its magic (numpy
+ * writes no other self-describing format); anything else is refused. */
+static int sniff_unknown(const char *path, vec_dtype want, vec_matrix *out, char *err, size_t errlen)
 {
+    unsigned char magic[6] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(err, errlen, VEC_E_INPUT, path, "cannot open: %s", strerror(errno));
+    size_t got = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (got == sizeof magic && !memcmp(magic, "\x93NUMPY", 6)) return read_npy(path, want, out, err, errlen);
     return fail(err, errlen, VEC_E_INPUT, path,
                 "unknown file type: expected .npy, .fvecs, .bvecs, .fbin, .u8bin, .ivecs, .ibin or a directory");
 }
@@ -596,7 +604,7 @@ int vec_read_float(const char *path, vec_matrix *out, char *err, size_t errlen)
     case VEC_FMT_IVECS:
     case VEC_FMT_IBIN:
         return fail(err, errlen, VEC_E_INPUT, path, "holds int32 ids, not float vectors");
-    default: return sniff_unknown(path, err, errlen);
+    default: return sniff_unknown(path, VEC_FLOAT32, out, err, errlen);
     }
 }
 
@@ -607,7 +615,7 @@ int vec_read_int(const char *path, vec_matrix *out, char *err, size_t errlen)
     case VEC_FMT_NPY: return read_npy(path, VEC_INT32, out, err, errlen);
     case VEC_FMT_IVECS: return read_vecs(path, 4, VEC_INT32, out, err, errlen);
     case VEC_FMT_IBIN: return read_bin(path, 4, VEC_INT32, out, err, errlen);
-    case VEC_FMT_UNKNOWN: return sniff_unknown(path, err, errlen);
+    case VEC_FMT_UNKNOWN: return sniff_unknown(path, VEC_INT32, out, err, errlen);
     default:
         return fail(err, errlen, VEC_E_INPUT, path, "holds float vectors, expected int32 ids (.ivecs, .ibin, .npy)");
     }

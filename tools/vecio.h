@@ -12,7 +12,9 @@
  *   .ibin   same with int32; .u8bin same with uint8 (read as float)
  *   DIR     a directory: its *.npy files concatenated in sorted name order
  *           (RVC's per-utterance features); all must have the same d
- * All little-endian. Errors are one line naming the file and what is wrong.
+ * A file with no known extension is read as .npy if it starts with the .npy
+ * magic. All little-endian. Errors are one line naming the file and what is
+ * wrong.
  */
 #ifndef IVFPQ_VECIO_H
 #define IVFPQ_VECIO_H
