@@ -72,8 +72,10 @@ expect 2 "option --nprobe needs a value" "$IVFPQ" bench -i "$D/base.fvecs" -q "$
 "$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f "IVF8,PQ7x4fs" $FAST >"$T/out" 2>"$T/err"
 [ $? -eq 2 ] && grep -q 'IVF8,PQ7x4fs' "$T/err" && [ "$(wc -l <"$T/err")" -eq 1 ] && ok ||
     bad "bad factory string: $(cat "$T/err")"
-"$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f "Bogus" $FAST >"$T/out" 2>"$T/err"
+"$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f Flat "Bogus" $FAST --gt-cache "$T" >"$T/out" 2>"$T/err"
 [ $? -eq 2 ] && ok || bad "factory Bogus: $(cat "$T/err")"
+set -- "$T"/*.gt-*
+[ -e "$1" ] && bad "a bad factory string must fail before the ground truth is computed" || ok
 
 # ------------------------------------------------------------ bad input files
 expect 3 "$D/missing.npy: cannot open" "$IVFPQ" bench -i "$D/missing.npy" -q "$D/query.fvecs" -f Flat

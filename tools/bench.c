@@ -420,6 +420,14 @@ int cli_cmd_bench(int argc, char **argv)
                        xb.d);
     if (!rc && o.k > xb.n)
         rc = cli_error(CLI_EXIT_USAGE, "-k %zu: more than the %zu base vectors", o.k, xb.n);
+    for (size_t i = 0; i < o.nspecs && !rc; i++) { /* bad factory strings fail before the long work */
+        ivfpq_options opt = {0};
+        opt.log = cli_log;
+        ivfpq_index *probe;
+        int st = ivfpq_index_factory(&probe, (int)xb.d, o.specs[i], o.metric, &opt);
+        if (st) rc = cli_error(cli_exit_for_status(st), "-f \"%s\": %s", o.specs[i], cli_why(st));
+        ivfpq_free(probe);
+    }
     if (!rc && o.train_rows && o.train_rows > xb.n)
         cli_note("--train-rows %zu: only %zu rows, training on all", o.train_rows, xb.n);
     if (!rc)
