@@ -203,6 +203,19 @@ else
     echo "note: $PYF cannot import faiss: compare_faiss.py not tested"
 fi
 
+# progress bars only on a terminal: stderr to a file holds notes, no bar
+"$IVFPQ" bench -i "$D/base.fvecs" -q "$D/query.fvecs" -f "IVF8,PQ8x4fs" --nprobe 1 --min-time 0 --runs 1 \
+    --no-latency --gt-cache none >/dev/null 2>"$T/err"
+if grep -q "computing exact ground truth" "$T/err" && ! grep -q "\[#" "$T/err" && ! tr '\r' '\n' <"$T/err" | grep -q "train"; then ok
+else bad "progress bar drawn on a non-terminal: $(cat "$T/err")"; fi
+if command -v script >/dev/null 2>&1; then # a pseudo-terminal: bars for each stage
+    script -qc "$IVFPQ bench -i $D/base.fvecs -q $D/query.fvecs -f IVF8,PQ8x4fs --nprobe 1 --min-time 0 --runs 1 --no-latency --gt-cache none" \
+        /dev/null </dev/null >"$T/tty" 2>&1
+    for stage in "ground truth" "train coarse" "train pq" "add"; do
+        tr '\r' '\n' <"$T/tty" | grep -q "^$stage *\[#*\.*\] [0-9]*/[0-9]*" && ok || bad "no progress bar for $stage on a terminal"
+    done
+fi
+
 # ------------------------------------------------------------- info
 run "$IVFPQ" info --cpu
 grep -q "simd in use" "$T/out" && ok || bad "info --cpu"
