@@ -53,11 +53,9 @@ static const char BENCH_USAGE[] =
 
 typedef struct bench_opts {
     const char *base, *query, *gt, *gt_cache, *json, *plot, *title;
-    const char **specs, **faiss;
-    size_t nspecs, nfaiss;
+    cli_strs specs, faiss;
     double *nprobe, *kf;
     size_t nnprobe, nkf;
-    int kf_given;
     size_t k, batch, train_rows, max_queries;
     int threads, runs, latency, cosine;
     double min_time;
@@ -65,142 +63,78 @@ typedef struct bench_opts {
     ivfpq_metric metric;
 } bench_opts;
 
-static int add_str(const char ***v, size_t *n, const char *s)
-{
-    const char **nv = realloc(*v, (*n + 1) * sizeof **v);
-    if (!nv) return cli_error(CLI_EXIT_RUNTIME, "out of memory");
-    nv[(*n)++] = s;
-    *v = nv;
-    return 0;
-}
-
 static int parse_bench(int argc, char **argv, bench_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->k = 10;
-    o->threads = 1;
-    o->runs = 3;
-    o->latency = 1;
     o->min_time = 0.2;
-    o->seed = 1234;
     o->metric = IVFPQ_METRIC_L2;
-    const char *np = "1-64", *kf = "4";
-    for (int i = 1; i < argc; i++) {
-        const char *v = NULL, *a = argv[i];
-        int m;
-        size_t z;
-        double x;
-#define OPT(s, l) ((m = cli_opt(argc, argv, &i, s, l, &v)) < 0 ? CLI_EXIT_USAGE : m)
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            fputs(BENCH_USAGE, stdout);
-            return -1;
-        } else if (!strcmp(a, "--quiet")) {
-            cli_quiet = 1;
-        } else if (!strcmp(a, "--no-latency")) {
-            o->latency = 0;
-        } else if (OPT("-i", "--base") == 1) {
-            o->base = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT("-q", "--queries") == 1) {
-            o->query = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT("-f", "--factory") == 1) {
-            if (add_str(&o->specs, &o->nspecs, v)) return CLI_EXIT_RUNTIME;
-            while (i + 1 < argc && argv[i + 1][0] != '-') /* -f A B C */
-                if (add_str(&o->specs, &o->nspecs, argv[++i])) return CLI_EXIT_RUNTIME;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--gt") == 1) {
-            o->gt = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--gt-cache") == 1) {
-            o->gt_cache = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT("-m", "--metric") == 1) {
-            if (cli_parse_metric(v, &o->cosine, &o->metric)) return CLI_EXIT_USAGE;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT("-k", "--k") == 1) {
-            if (cli_parse_size(a, v, &o->k)) return CLI_EXIT_USAGE;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--nprobe") == 1) {
-            np = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--k-factor") == 1) {
-            kf = v;
-            o->kf_given = 1;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--threads") == 1) {
-            if (cli_parse_size(a, v, &z)) return CLI_EXIT_USAGE;
-            if (z < 1 || z > 256) return cli_error(CLI_EXIT_USAGE, "--threads: %zu is not in [1, 256]", z);
-            o->threads = (int)z;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--batch") == 1) {
-            if (cli_parse_size(a, v, &o->batch)) return CLI_EXIT_USAGE;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--runs") == 1) {
-            if (cli_parse_size(a, v, &z)) return CLI_EXIT_USAGE;
-            if (z < 1 || z > 1000) return cli_error(CLI_EXIT_USAGE, "--runs: %zu is not in [1, 1000]", z);
-            o->runs = (int)z;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--min-time") == 1) {
-            if (cli_parse_double(a, v, &x)) return CLI_EXIT_USAGE;
-            if (x < 0 || x > 3600) return cli_error(CLI_EXIT_USAGE, "--min-time: %g is not in [0, 3600]", x);
-            o->min_time = x;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--max-queries") == 1) {
-            if (cli_parse_size(a, v, &o->max_queries)) return CLI_EXIT_USAGE;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--train-rows") == 1) {
-            if (cli_parse_size(a, v, &o->train_rows)) return CLI_EXIT_USAGE;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--seed") == 1) {
-            if (cli_parse_size(a, v, &z)) return CLI_EXIT_USAGE;
-            o->seed = z;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--json") == 1) {
-            o->json = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--plot") == 1) {
-            o->plot = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--faiss-json") == 1) {
-            if (add_str(&o->faiss, &o->nfaiss, v)) return CLI_EXIT_RUNTIME;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else if (OPT(NULL, "--title") == 1) {
-            o->title = v;
-        } else if (m < 0) {
-            return CLI_EXIT_USAGE;
-        } else {
-            return cli_error(CLI_EXIT_USAGE, "unknown option %s (see ivfpq bench --help)", a);
-        }
-#undef OPT
-    }
-    if (!o->base || !o->query || !o->nspecs)
+    const char *np = "1-64", *kf = "4", *metric = NULL;
+    size_t threads = 1, runs = 3, seed = 1234;
+    int no_latency = 0;
+    const cli_optdef defs[] = {
+        {"-i", "--base", CLI_OPT_STR, &o->base},
+        {"-q", "--queries", CLI_OPT_STR, &o->query},
+        {"-f", "--factory", CLI_OPT_STRS, &o->specs},
+        {NULL, "--gt", CLI_OPT_STR, &o->gt},
+        {NULL, "--gt-cache", CLI_OPT_STR, &o->gt_cache},
+        {"-m", "--metric", CLI_OPT_STR, &metric},
+        {"-k", "--k", CLI_OPT_SIZE, &o->k},
+        {NULL, "--nprobe", CLI_OPT_STR, &np},
+        {NULL, "--k-factor", CLI_OPT_STR, &kf},
+        {NULL, "--threads", CLI_OPT_SIZE, &threads},
+        {NULL, "--batch", CLI_OPT_SIZE, &o->batch},
+        {NULL, "--runs", CLI_OPT_SIZE, &runs},
+        {NULL, "--min-time", CLI_OPT_DOUBLE, &o->min_time},
+        {NULL, "--no-latency", CLI_OPT_FLAG, &no_latency},
+        {NULL, "--max-queries", CLI_OPT_SIZE, &o->max_queries},
+        {NULL, "--train-rows", CLI_OPT_SIZE, &o->train_rows},
+        {NULL, "--seed", CLI_OPT_SIZE, &seed},
+        {NULL, "--json", CLI_OPT_STR, &o->json},
+        {NULL, "--plot", CLI_OPT_STR, &o->plot},
+        {NULL, "--faiss-json", CLI_OPT_APPEND, &o->faiss},
+        {NULL, "--title", CLI_OPT_STR, &o->title},
+        {NULL, "--quiet", CLI_OPT_FLAG, &cli_quiet},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int rc = cli_parse_args(argc, argv, defs, BENCH_USAGE, NULL, 0);
+    if (rc) return rc;
+    o->latency = !no_latency;
+    o->seed = seed;
+    if (!o->base || !o->query || !o->specs.n)
         return cli_error(CLI_EXIT_USAGE, "needs -i BASE, -q QUERIES and at least one -f SPEC (see --help)");
+    if (metric && cli_parse_metric(metric, &o->cosine, &o->metric)) return CLI_EXIT_USAGE;
     if (o->k < 1 || o->k > 100000) return cli_error(CLI_EXIT_USAGE, "-k: %zu is not in [1, 100000]", o->k);
+    if (threads < 1 || threads > 256) return cli_error(CLI_EXIT_USAGE, "--threads: %zu is not in [1, 256]", threads);
+    if (runs < 1 || runs > 1000) return cli_error(CLI_EXIT_USAGE, "--runs: %zu is not in [1, 1000]", runs);
+    if (o->min_time < 0 || o->min_time > 3600)
+        return cli_error(CLI_EXIT_USAGE, "--min-time: %g is not in [0, 3600]", o->min_time);
+    o->threads = (int)threads;
+    o->runs = (int)runs;
     if (cli_parse_list("--nprobe", np, &o->nprobe, &o->nnprobe)) return CLI_EXIT_USAGE;
     if (cli_parse_list("--k-factor", kf, &o->kf, &o->nkf)) return CLI_EXIT_USAGE;
     for (size_t i = 0; i < o->nkf; i++)
         if (o->kf[i] < 1 || o->kf[i] > 65536)
             return cli_error(CLI_EXIT_USAGE, "--k-factor: %g is not in [1, 65536]", o->kf[i]);
+    return 0;
+}
+
+/* Appends the rows of a JSON-lines file to *all. Exit code. */
+static int append_rows(const char *path, cli_row **all, size_t *n)
+{
+    cli_row *r;
+    size_t k;
+    int rc = cli_rows_read(path, &r, &k);
+    if (rc) return rc;
+    cli_row *na = realloc(*all, (*n + k + 1) * sizeof *na);
+    if (!na) {
+        free(r);
+        return cli_error(CLI_EXIT_RUNTIME, "out of memory");
+    }
+    *all = na;
+    if (k) memcpy(*all + *n, r, k * sizeof *r);
+    *n += k;
+    free(r);
     return 0;
 }
 
@@ -381,8 +315,8 @@ int cli_cmd_bench(int argc, char **argv)
     bench_opts o;
     int rc = parse_bench(argc, argv, &o);
     if (rc) {
-        free(o.specs);
-        free(o.faiss);
+        free(o.specs.v);
+        free(o.faiss.v);
         free(o.nprobe);
         free(o.kf);
         return rc < 0 ? 0 : rc;
@@ -396,21 +330,7 @@ int cli_cmd_bench(int argc, char **argv)
     size_t nf = 0;
 
     /* check the cheap things before hours of work: faiss files, output paths */
-    for (size_t i = 0; i < o.nfaiss && !rc; i++) {
-        cli_row *r;
-        size_t n;
-        if ((rc = cli_rows_read(o.faiss[i], &r, &n))) break;
-        cli_row *nr = realloc(frows, (nf + n + 1) * sizeof *nr);
-        if (!nr) {
-            free(r);
-            rc = cli_error(CLI_EXIT_RUNTIME, "out of memory");
-            break;
-        }
-        frows = nr;
-        if (n) memcpy(frows + nf, r, n * sizeof *r);
-        nf += n;
-        free(r);
-    }
+    for (size_t i = 0; i < o.faiss.n && !rc; i++) rc = append_rows(o.faiss.v[i], &frows, &nf);
     if (!rc && o.json && !(json = fopen(o.json, "w"))) rc = cli_error(CLI_EXIT_RUNTIME, "%s: cannot create", o.json);
     if (!rc) rc = cli_load_vectors(o.base, o.cosine, &xb);
     if (!rc) rc = cli_load_vectors(o.query, o.cosine, &xq);
@@ -420,12 +340,12 @@ int cli_cmd_bench(int argc, char **argv)
                        xb.d);
     if (!rc && o.k > xb.n)
         rc = cli_error(CLI_EXIT_USAGE, "-k %zu: more than the %zu base vectors", o.k, xb.n);
-    for (size_t i = 0; i < o.nspecs && !rc; i++) { /* bad factory strings fail before the long work */
+    for (size_t i = 0; i < o.specs.n && !rc; i++) { /* bad factory strings fail before the long work */
         ivfpq_options opt = {0};
         opt.log = cli_log;
         ivfpq_index *probe;
-        int st = ivfpq_index_factory(&probe, (int)xb.d, o.specs[i], o.metric, &opt);
-        if (st) rc = cli_error(cli_exit_for_status(st), "-f \"%s\": %s", o.specs[i], cli_why(st));
+        int st = ivfpq_index_factory(&probe, (int)xb.d, o.specs.v[i], o.metric, &opt);
+        if (st) rc = cli_error(cli_exit_for_status(st), "-f \"%s\": %s", o.specs.v[i], cli_why(st));
         ivfpq_free(probe);
     }
     if (!rc && o.train_rows && o.train_rows > xb.n)
@@ -444,7 +364,7 @@ int cli_cmd_bench(int argc, char **argv)
         printf("- QPS: best of %d passes of >= %.2g s, batch %zu%s; latency: per call, batch 1 (k = %zu) and batch "
                "200 (k = 8)\n", o.runs, o.min_time, o.batch ? o.batch : xq.n, o.batch ? "" : " (all queries)", o.k);
         fflush(stdout);
-        for (size_t s = 0; s < o.nspecs && !rc; s++) rc = bench_spec(&c, o.specs[s]);
+        for (size_t s = 0; s < o.specs.n && !rc; s++) rc = bench_spec(&c, o.specs.v[s]);
     }
     if (json && fclose(json) != 0 && !rc) rc = cli_error(CLI_EXIT_RUNTIME, "%s: write error", o.json);
     if (!rc && o.plot) {
@@ -471,8 +391,8 @@ int cli_cmd_bench(int argc, char **argv)
     free(gt);
     free(c.rows);
     free(frows);
-    free(o.specs);
-    free(o.faiss);
+    free(o.specs.v);
+    free(o.faiss.v);
     free(o.nprobe);
     free(o.kf);
     return rc;
@@ -490,44 +410,21 @@ int cli_cmd_plot(int argc, char **argv)
 {
     cli_prog = "ivfpq plot";
     const char *out = NULL, *title = "recall vs queries per second";
+    const char *files[256] = {NULL};
+    const cli_optdef defs[] = {
+        {"-o", "--output", CLI_OPT_STR, &out},
+        {NULL, "--title", CLI_OPT_STR, &title},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int rc = cli_parse_args(argc, argv, defs, PLOT_USAGE, files, 256);
+    if (rc) return rc < 0 ? 0 : rc;
+    size_t nfiles = 0;
+    while (nfiles < 256 && files[nfiles]) nfiles++;
+    if (!out || !nfiles) return cli_error(CLI_EXIT_USAGE, "needs -o OUT.svg and at least one JSON-lines file");
     cli_row *all = NULL;
     size_t n = 0;
-    int rc = 0;
-    const char **files = NULL;
-    size_t nfiles = 0;
-    for (int i = 1; i < argc && !rc; i++) {
-        const char *v;
-        int m;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(PLOT_USAGE, stdout);
-            free(files);
-            return 0;
-        }
-        if ((m = cli_opt(argc, argv, &i, "-o", "--output", &v)) == 1) out = v;
-        else if (m < 0) rc = CLI_EXIT_USAGE;
-        else if ((m = cli_opt(argc, argv, &i, NULL, "--title", &v)) == 1) title = v;
-        else if (m < 0) rc = CLI_EXIT_USAGE;
-        else if (argv[i][0] == '-') rc = cli_error(CLI_EXIT_USAGE, "unknown option %s (see ivfpq plot --help)", argv[i]);
-        else rc = add_str(&files, &nfiles, argv[i]);
-    }
-    if (!rc && (!out || !nfiles)) rc = cli_error(CLI_EXIT_USAGE, "needs -o OUT.svg and at least one JSON-lines file");
-    for (size_t f = 0; f < nfiles && !rc; f++) {
-        cli_row *r;
-        size_t k;
-        if ((rc = cli_rows_read(files[f], &r, &k))) break;
-        cli_row *na = realloc(all, (n + k + 1) * sizeof *na);
-        if (!na) {
-            free(r);
-            rc = cli_error(CLI_EXIT_RUNTIME, "out of memory");
-            break;
-        }
-        all = na;
-        if (k) memcpy(all + n, r, k * sizeof *r);
-        n += k;
-        free(r);
-    }
+    for (size_t f = 0; f < nfiles && !rc; f++) rc = append_rows(files[f], &all, &n);
     if (!rc) rc = cli_plot_svg(out, all, n, title);
     free(all);
-    free(files);
     return rc;
 }

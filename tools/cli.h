@@ -48,11 +48,30 @@ int cli_exit_for_status(int status);
 
 /* ---------------------------------------------------------- arguments */
 
-/* Matches argv[*i] against a short and/or long option taking a value
- * ("-k 10", "--k 10", "--k=10"). On a match sets *val, advances *i and
- * returns 1; a missing value is a usage error (returns -1 after printing). */
-int cli_opt(int argc, char **argv, int *i, const char *shortname, const char *longname,
-            const char **val);
+/* A command's options as a table: "-k 10", "--k 10" and "--k=10" all work. */
+typedef struct cli_strs {
+    const char **v;
+    size_t n;
+} cli_strs;
+typedef enum cli_optkind {
+    CLI_OPT_FLAG,   /* int *: set to 1, takes no value */
+    CLI_OPT_STR,    /* const char ** */
+    CLI_OPT_SIZE,   /* size_t * */
+    CLI_OPT_DOUBLE, /* double * */
+    CLI_OPT_STRS,   /* cli_strs *: repeatable; values that follow without a dash are taken too */
+    CLI_OPT_APPEND  /* cli_strs *: repeatable, one value each */
+} cli_optkind;
+typedef struct cli_optdef {
+    const char *shortname, *longname;
+    cli_optkind kind;
+    void *dst;
+} cli_optdef;
+/* Parses argv[1..] by the table (ends with a {NULL} entry); other words go to
+ * pos (at most npos, in order). -h/--help prints `help` to stdout and
+ * returns -1; a bad command line prints one line and returns the usage
+ * exit code; 0 otherwise. The caller frees the cli_strs arrays. */
+int cli_parse_args(int argc, char **argv, const cli_optdef *defs, const char *help, const char **pos,
+                   size_t npos);
 int cli_parse_size(const char *opt, const char *s, size_t *out);          /* 0 or usage code */
 int cli_parse_double(const char *opt, const char *s, double *out);        /* 0 or usage code */
 /* Comma-separated positive numbers, e.g. "1,2,4,8" or "1-64" (powers of 2). */

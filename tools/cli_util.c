@@ -87,22 +87,65 @@ int cli_exit_for_status(int status)
 
 /* ---------------------------------------------------------- arguments */
 
-int cli_opt(int argc, char **argv, int *i, const char *shortname, const char *longname,
-            const char **val)
+static int strs_add(cli_strs *v, const char *s)
 {
-    const char *a = argv[*i];
-    if ((shortname && !strcmp(a, shortname)) || (longname && !strcmp(a, longname))) {
-        if (*i + 1 >= argc) {
-            cli_error(CLI_EXIT_USAGE, "option %s needs a value (see --help)", a);
+    const char **nv = realloc(v->v, (v->n + 1) * sizeof *nv);
+    if (!nv) return cli_error(CLI_EXIT_RUNTIME, "out of memory");
+    nv[v->n++] = s;
+    v->v = nv;
+    return 0;
+}
+
+int cli_parse_args(int argc, char **argv, const cli_optdef *defs, const char *help, const char **pos,
+                   size_t npos)
+{
+    size_t np = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            fputs(help, stdout);
             return -1;
         }
-        *val = argv[++*i];
-        return 1;
-    }
-    size_t ll = longname ? strlen(longname) : 0;
-    if (longname && !strncmp(a, longname, ll) && a[ll] == '=') {
-        *val = a + ll + 1;
-        return 1;
+        const cli_optdef *d = defs;
+        for (; d->shortname || d->longname; d++) {
+            size_t ll = d->longname ? strlen(d->longname) : 0;
+            if ((d->shortname && !strcmp(a, d->shortname)) || (d->longname && !strcmp(a, d->longname))) break;
+            if (d->longname && d->kind != CLI_OPT_FLAG && !strncmp(a, d->longname, ll) && a[ll] == '=') {
+                v = a + ll + 1;
+                break;
+            }
+        }
+        if (!d->shortname && !d->longname) {
+            if (a[0] == '-' && a[1]) return cli_error(CLI_EXIT_USAGE, "unknown option %s (see --help)", a);
+            if (np == npos) return cli_error(CLI_EXIT_USAGE, "unexpected argument %s (see --help)", a);
+            pos[np++] = a;
+            continue;
+        }
+        if (d->kind == CLI_OPT_FLAG) {
+            *(int *)d->dst = 1;
+            continue;
+        }
+        if (!v) {
+            if (i + 1 >= argc) return cli_error(CLI_EXIT_USAGE, "option %s needs a value (see --help)", a);
+            v = argv[++i];
+        }
+        const char *name = d->longname ? d->longname : d->shortname;
+        switch (d->kind) {
+        case CLI_OPT_STR: *(const char **)d->dst = v; break;
+        case CLI_OPT_SIZE:
+            if (cli_parse_size(name, v, d->dst)) return CLI_EXIT_USAGE;
+            break;
+        case CLI_OPT_DOUBLE:
+            if (cli_parse_double(name, v, d->dst)) return CLI_EXIT_USAGE;
+            break;
+        case CLI_OPT_STRS:
+        case CLI_OPT_APPEND:
+            if (strs_add(d->dst, v)) return CLI_EXIT_RUNTIME;
+            while (d->kind == CLI_OPT_STRS && i + 1 < argc && argv[i + 1][0] != '-') /* -f A B C */
+                if (strs_add(d->dst, argv[++i])) return CLI_EXIT_RUNTIME;
+            break;
+        default: break;
+        }
     }
     return 0;
 }

@@ -40,9 +40,6 @@ static int want_help(const char *a)
     return !strcmp(a, "-h") || !strcmp(a, "--help");
 }
 
-#define OPTV(s, l) ((m = cli_opt(argc, argv, &i, s, l, &v)) == 1)
-#define OPTBAD (m < 0)
-
 /* ---------------------------------------------------------------- info */
 
 static const char INFO_USAGE[] =
@@ -103,22 +100,14 @@ static int cmd_info(int argc, char **argv)
     cli_prog = "ivfpq info";
     const char *path = NULL;
     int cpu = 0, mmap = 0;
-    for (int i = 1; i < argc; i++) {
-        if (want_help(argv[i])) {
-            fputs(INFO_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--cpu")) {
-            cpu = 1;
-        } else if (!strcmp(argv[i], "--mmap")) {
-            mmap = 1;
-        } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
-            cli_quiet = 1;
-        } else if (argv[i][0] == '-' || path) {
-            return cli_error(CLI_EXIT_USAGE, "unexpected argument %s (see ivfpq info --help)", argv[i]);
-        } else {
-            path = argv[i];
-        }
-    }
+    const cli_optdef defs[] = {
+        {NULL, "--cpu", CLI_OPT_FLAG, &cpu},
+        {NULL, "--mmap", CLI_OPT_FLAG, &mmap},
+        {"-q", "--quiet", CLI_OPT_FLAG, &cli_quiet},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int prc = cli_parse_args(argc, argv, defs, INFO_USAGE, &path, 1);
+    if (prc) return prc < 0 ? 0 : prc;
     if (!cpu && !path) return cli_error(CLI_EXIT_USAGE, "needs an index file or --cpu (see --help)");
     if (cpu) {
         printf("libivfpq:      %s\n", ivfpq_version_string());
@@ -181,46 +170,19 @@ static int cmd_build(int argc, char **argv)
     cli_prog = "ivfpq build";
     const char *spec = NULL, *base = NULL, *out = NULL, *metric_s = "l2", *format = "native";
     size_t train_rows = 0, seed = 1234;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int m;
-        if (want_help(argv[i])) {
-            fputs(BUILD_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
-            cli_quiet = 1;
-        } else if (OPTV("-f", "--factory")) {
-            spec = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-i", "--base")) {
-            base = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-o", "--output")) {
-            out = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-m", "--metric")) {
-            metric_s = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--train-rows")) {
-            if (cli_parse_size("--train-rows", v, &train_rows)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--seed")) {
-            if (cli_parse_size("--seed", v, &seed)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--format")) {
-            format = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else {
-            return cli_error(CLI_EXIT_USAGE, "unknown option %s (see ivfpq build --help)", argv[i]);
-        }
-    }
+    const cli_optdef defs[] = {
+        {"-f", "--factory", CLI_OPT_STR, &spec},
+        {"-i", "--base", CLI_OPT_STR, &base},
+        {"-o", "--output", CLI_OPT_STR, &out},
+        {"-m", "--metric", CLI_OPT_STR, &metric_s},
+        {NULL, "--train-rows", CLI_OPT_SIZE, &train_rows},
+        {NULL, "--seed", CLI_OPT_SIZE, &seed},
+        {NULL, "--format", CLI_OPT_STR, &format},
+        {"-q", "--quiet", CLI_OPT_FLAG, &cli_quiet},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int prc = cli_parse_args(argc, argv, defs, BUILD_USAGE, NULL, 0);
+    if (prc) return prc < 0 ? 0 : prc;
     if (!spec || !base || !out) return cli_error(CLI_EXIT_USAGE, "needs -f SPEC, -i BASE and -o INDEX (see --help)");
     int cosine;
     ivfpq_metric metric;
@@ -323,68 +285,25 @@ static int cmd_search(int argc, char **argv)
     size_t k = 10, nprobe = 1, threads = 1, batch = 0, runs = 3;
     double kf = 4, min_time = 0.2;
     int mmap = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int m;
-        if (want_help(argv[i])) {
-            fputs(SEARCH_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--quiet")) {
-            cli_quiet = 1;
-        } else if (!strcmp(argv[i], "--mmap")) {
-            mmap = 1;
-        } else if (OPTV("-x", "--index")) {
-            index = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-q", "--queries")) {
-            query = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-k", "--k")) {
-            if (cli_parse_size("-k", v, &k)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--nprobe")) {
-            if (cli_parse_size("--nprobe", v, &nprobe)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--k-factor")) {
-            if (cli_parse_double("--k-factor", v, &kf)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--gt")) {
-            gt_path = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-o", "--output")) {
-            out = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV("-m", "--metric")) {
-            metric_s = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--threads")) {
-            if (cli_parse_size("--threads", v, &threads)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--batch")) {
-            if (cli_parse_size("--batch", v, &batch)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--runs")) {
-            if (cli_parse_size("--runs", v, &runs)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (OPTV(NULL, "--min-time")) {
-            if (cli_parse_double("--min-time", v, &min_time)) return CLI_EXIT_USAGE;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else {
-            return cli_error(CLI_EXIT_USAGE, "unknown option %s (see ivfpq search --help)", argv[i]);
-        }
-    }
+    const cli_optdef defs[] = {
+        {"-x", "--index", CLI_OPT_STR, &index},
+        {"-q", "--queries", CLI_OPT_STR, &query},
+        {"-k", "--k", CLI_OPT_SIZE, &k},
+        {NULL, "--nprobe", CLI_OPT_SIZE, &nprobe},
+        {NULL, "--k-factor", CLI_OPT_DOUBLE, &kf},
+        {NULL, "--gt", CLI_OPT_STR, &gt_path},
+        {"-o", "--output", CLI_OPT_STR, &out},
+        {"-m", "--metric", CLI_OPT_STR, &metric_s},
+        {NULL, "--threads", CLI_OPT_SIZE, &threads},
+        {NULL, "--batch", CLI_OPT_SIZE, &batch},
+        {NULL, "--runs", CLI_OPT_SIZE, &runs},
+        {NULL, "--min-time", CLI_OPT_DOUBLE, &min_time},
+        {NULL, "--mmap", CLI_OPT_FLAG, &mmap},
+        {NULL, "--quiet", CLI_OPT_FLAG, &cli_quiet},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int prc = cli_parse_args(argc, argv, defs, SEARCH_USAGE, NULL, 0);
+    if (prc) return prc < 0 ? 0 : prc;
     if (!index || !query) return cli_error(CLI_EXIT_USAGE, "needs -x INDEX and -q QUERIES (see --help)");
     if (k < 1 || k > 100000) return cli_error(CLI_EXIT_USAGE, "-k: %zu is not in [1, 100000]", k);
     if (nprobe < 1) return cli_error(CLI_EXIT_USAGE, "--nprobe: must be at least 1");
@@ -482,29 +401,16 @@ static const char CONVERT_USAGE[] =
 static int cmd_convert(int argc, char **argv)
 {
     cli_prog = "ivfpq convert";
-    const char *in = NULL, *out = NULL, *format = "native";
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        int m;
-        if (want_help(argv[i])) {
-            fputs(CONVERT_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "-q") || !strcmp(argv[i], "--quiet")) {
-            cli_quiet = 1;
-        } else if (OPTV(NULL, "--format")) {
-            format = v;
-        } else if (OPTBAD) {
-            return CLI_EXIT_USAGE;
-        } else if (argv[i][0] == '-') {
-            return cli_error(CLI_EXIT_USAGE, "unknown option %s (see ivfpq convert --help)", argv[i]);
-        } else if (!in) {
-            in = argv[i];
-        } else if (!out) {
-            out = argv[i];
-        } else {
-            return cli_error(CLI_EXIT_USAGE, "unexpected argument %s", argv[i]);
-        }
-    }
+    const char *in = NULL, *out = NULL, *format = "native", *pos[2] = {NULL, NULL};
+    const cli_optdef defs[] = {
+        {NULL, "--format", CLI_OPT_STR, &format},
+        {"-q", "--quiet", CLI_OPT_FLAG, &cli_quiet},
+        {NULL, NULL, CLI_OPT_FLAG, NULL},
+    };
+    int prc = cli_parse_args(argc, argv, defs, CONVERT_USAGE, pos, 2);
+    if (prc) return prc < 0 ? 0 : prc;
+    in = pos[0];
+    out = pos[1];
     if (!in || !out) return cli_error(CLI_EXIT_USAGE, "needs IN and OUT (see --help)");
     if (strcmp(format, "native") && strcmp(format, "faiss"))
         return cli_error(CLI_EXIT_USAGE, "--format: \"%s\" is neither native nor faiss", format);
