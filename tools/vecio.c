@@ -183,6 +183,26 @@ static int finish(vec_matrix *out, unsigned char *buf, size_t n, size_t d, vec_d
     return VEC_OK;
 }
 
+/* uint8 rows (row i's d values at b + off + i * stride) -> float32 matrix;
+ * takes ownership of b. */
+static int bytes_to_float(const char *path, unsigned char *b, size_t off, size_t stride, size_t n, size_t d,
+                          vec_matrix *out, char *err, size_t errlen)
+{
+    float *o = malloc(n * d * sizeof(float) + 1);
+    if (!o) {
+        free(b);
+        return fail(err, errlen, VEC_E_NOMEM, path, "out of memory for %zu x %zu floats", n, d);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < d; j++) o[i * d + j] = (float)b[off + i * stride + j];
+    free(b);
+    out->data = o;
+    out->n = n;
+    out->d = d;
+    out->type = VEC_FLOAT32;
+    return VEC_OK;
+}
+
 /* ----------------------------------------------------------------- .npy */
 
 typedef struct npy_header {
@@ -420,21 +440,7 @@ static int read_vecs(const char *path, size_t esize, vec_dtype type, vec_matrix 
             goto bad;
         }
     }
-    if (esize == 1) { /* uint8 -> float: needs a bigger buffer */
-        float *o = malloc(n * d * sizeof(float) + 1);
-        if (!o) {
-            rc = fail(err, errlen, VEC_E_NOMEM, path, "out of memory for %zu x %zu floats", n, d);
-            goto bad;
-        }
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < d; j++) o[i * d + j] = (float)b[i * row + 4 + j];
-        free(b);
-        out->data = o;
-        out->n = n;
-        out->d = d;
-        out->type = VEC_FLOAT32;
-        return VEC_OK;
-    }
+    if (esize == 1) return bytes_to_float(path, b, 4, row, n, d, out, err, errlen);
     for (size_t i = 0; i < n; i++) memmove(b + i * d * 4, b + i * row + 4, d * 4);
     le32_fix(b, n * d);
     return finish(out, b, n, d, type);
@@ -477,20 +483,7 @@ static int read_bin(const char *path, size_t esize, vec_dtype type, vec_matrix *
                   "%zu unexpected bytes after the data (header says n = %zu, d = %zu)", size - need, n, d);
         goto bad;
     }
-    if (esize == 1) {
-        float *o = malloc(n * d * sizeof(float) + 1);
-        if (!o) {
-            rc = fail(err, errlen, VEC_E_NOMEM, path, "out of memory for %zu x %zu floats", n, d);
-            goto bad;
-        }
-        for (size_t i = 0; i < n * d; i++) o[i] = (float)b[8 + i];
-        free(b);
-        out->data = o;
-        out->n = n;
-        out->d = d;
-        out->type = VEC_FLOAT32;
-        return VEC_OK;
-    }
+    if (esize == 1) return bytes_to_float(path, b, 8, d, n, d, out, err, errlen);
     memmove(b, b + 8, n * d * 4);
     le32_fix(b, n * d);
     return finish(out, b, n, d, type);
