@@ -76,15 +76,24 @@ TOOL_SRCS := tools/synth.c tools/vecio.c
 TOOL_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(TOOL_SRCS))
 TOOL_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Itools $(CFLAGS) $(CPPFLAGS)
 
+# the `ivfpq` command-line tool: tools/ivfpq.c (main) + its parts
+CLI_SRCS := tools/cli_util.c tools/gt.c tools/measure.c tools/report.c tools/plot.c tools/bench.c
+CLI_OBJS := $(patsubst tools/%.c,$(BUILD)/tools/%.o,$(CLI_SRCS))
+# index files need the library's save/load (declared in the header once merged)
+CLI_IO := $(if $(shell grep -l 'ivfpq_save_file' include/ivfpq.h 2>/dev/null),-DCLI_HAVE_IO)
+CLI := $(BUILD)/ivfpq
+
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CPPFLAGS)
 TEST_LIBS = -lcmocka -lm -lpthread
 
-.PHONY: all lib test test-be demo io-bench clean install uninstall help check-cmocka run-tests FORCE \
-        test-neon neon-deps bench-kernels bench-search
+.PHONY: all lib cli test test-cli test-be demo io-bench clean install uninstall help check-cmocka \
+        run-tests FORCE test-neon neon-deps bench-kernels bench-search
 
-all: lib $(BUILD)/demo ## build the static and shared library and the demo
+all: lib $(CLI) $(BUILD)/demo ## build the library, the ivfpq tool and the demo
+
+cli: $(CLI) ## build the ivfpq command-line tool
 
 lib: $(STATIC) $(SHARED)
 
@@ -114,6 +123,12 @@ $(SHARED): $(SHARED_REAL)
 
 $(BUILD)/tools/%.o: tools/%.c $(wildcard tools/*.h) include/ivfpq.h | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -c $< -o $@
+
+$(BUILD)/tools/ivfpq.o: tools/ivfpq.c $(wildcard tools/*.h) include/ivfpq.h | $(BUILD)/tools
+	$(CC) $(TOOL_CFLAGS) $(CLI_IO) -c $< -o $@
+
+$(CLI): $(BUILD)/tools/ivfpq.o $(CLI_OBJS) $(TOOL_OBJS) $(STATIC)
+	$(CC) $(TOOL_CFLAGS) -o $@ $^ $(LDFLAGS) -lm -lpthread
 
 $(BUILD)/demo: bench/demo.c $(TOOL_OBJS) $(STATIC)
 	$(CC) $(TOOL_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
@@ -180,7 +195,7 @@ test-be: $(BUILD)/tests/io_tool ## index files on big-endian s390x (cross gcc + 
 
 # RUN prefixes every test program (e.g. an emulator, see test-neon).
 RUN ?=
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) ## unit tests at every SIMD level, faiss interop, fuzz corpus replay
+test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, faiss interop, fuzz corpus replay, CLI tests (once)
 	@set -e; levels=$$($(RUN) $(BUILD)/tests/simd_levels); \
 	[ -n "$$levels" ] || { echo "FAILED: $(BUILD)/tests/simd_levels listed no level"; exit 1; }; \
 	for lvl in $$levels; do \
@@ -193,6 +208,7 @@ test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_too
 	  echo "== faiss interop SKIPPED: $(PYTHON_FAISS) cannot import faiss (apt-get install python3-faiss python3-numpy)"; \
 	fi
 	@$(MAKE) --no-print-directory fuzz-replay
+	@if [ -z "$(RUN)" ]; then echo "== command-line tool"; sh tests/cli_test.sh $(BUILD) || { echo "FAILED: tests/cli_test.sh"; exit 1; }; fi
 	@echo "all tests passed"
 
 # ------------------------------------------------------------------ fuzzing
@@ -284,13 +300,21 @@ test-neon: neon-deps ## cross-build for aarch64 and run the tests under qemu
 	  LDFLAGS="-L$(NEON_LIBDIR) -Wl,-rpath,$(NEON_LIBDIR)" \
 	  RUN="$(NEON_QEMU) -L $(NEON_SYSROOT)"
 
+test-cli: $(CLI) $(BUILD)/tests/cli_check ## only the command-line tool's tests
+	sh tests/cli_test.sh $(BUILD)
+
+# helper of tests/cli_test.sh: brute force, JSON and file checks in C
+$(BUILD)/tests/cli_check: tests/cli_check.c $(CLI_OBJS) $(TOOL_OBJS) $(STATIC) | $(BUILD)/tests
+	$(CC) $(TEST_CFLAGS) -o $@ $^ $(LDFLAGS) -lm -lpthread
+
 # ---------------------------------------------------------------- install
 $(BUILD)/libivfpq.pc: libivfpq.pc.in include/ivfpq.h | $(BUILD)/obj
 	sed -e 's|@PREFIX@|$(prefix)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' $< > $@
 
-install: lib $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR=
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+install: lib $(CLI) $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR= (BINDIR for the tool)
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(BINDIR)
+	install -m 755 $(CLI) $(DESTDIR)$(BINDIR)/
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(SHARED_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf libivfpq.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SHARED_SONAME)
@@ -299,7 +323,7 @@ install: lib $(BUILD)/libivfpq.pc ## install PREFIX=/usr/local DESTDIR=
 	install -m 644 $(BUILD)/libivfpq.pc $(DESTDIR)$(PKGCONFIGDIR)/
 
 uninstall:
-	rm -f $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
+	rm -f $(DESTDIR)$(BINDIR)/ivfpq $(DESTDIR)$(LIBDIR)/libivfpq.a $(DESTDIR)$(LIBDIR)/libivfpq.so* \
 	      $(DESTDIR)$(INCLUDEDIR)/ivfpq.h $(DESTDIR)$(PKGCONFIGDIR)/libivfpq.pc
 
 clean: ## remove build/ (and the aarch64 build)
