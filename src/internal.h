@@ -214,6 +214,17 @@ size_t ivfpq__lists_bytes(const ivfpq_index *idx);
 int ivfpq__check_finite(const ivfpq_log *log, const char *what, size_t n, size_t d,
                         const float *x);
 
+/* ------------------------------------------------------------- search */
+
+/* ivfpq_search_ws that also reports where each result is stored: where
+ * [nq, k] receives (list << 32 | offset in the list) per result, or
+ * UINT64_MAX for a missing one (label -1), so stored vectors are read
+ * without looking their labels up (blend.c). where NULL = ivfpq_search_ws. */
+int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                           const ivfpq_search_params *params, float *distances,
+                           int64_t *labels, uint64_t *where, void *workspace,
+                           size_t workspace_size);
+
 /* ------------------------------------------------------------- k-means */
 
 typedef struct ivfpq_kmeans_cfg {

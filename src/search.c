@@ -362,7 +362,7 @@ static void sort_by_ref(chunk *ch, size_t qi)
 /* Writes query qi's k results: re-ranked exactly (RFlat) or as scanned,
  * ordered by (distance, label). The output arrays double as the heap. */
 static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t *lab,
-                           pf_cursor *pc)
+                           uint64_t *where, pf_cursor *pc)
 {
     const ivfpq_index *idx = ch->idx;
     const plan *pl = ch->pl;
@@ -390,20 +390,22 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
             }
             if (D != D) D = INFINITY;
         }
-        ivfpq__topk_push(dist, ol, ol, &m, k, D, (uint64_t)v.ids[off], (uint64_t)v.ids[off]);
+        ivfpq__topk_push(dist, ol, where ? where : ol, &m, k, D, (uint64_t)v.ids[off],
+                         where ? refs[c] : (uint64_t)v.ids[off]);
     }
-    ivfpq__topk_sort(dist, ol, ol, m);
+    ivfpq__topk_sort(dist, ol, where ? where : ol, m);
     for (size_t j = 0; j < m; j++)
         if (ip) dist[j] = -dist[j];
     for (size_t j = m; j < k; j++) {
         dist[j] = ip ? -INFINITY : INFINITY;
         lab[j] = -1;
+        if (where) where[j] = UINT64_MAX;
     }
     return m;
 }
 
 static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t *labels,
-                      size_t *nfound)
+                      uint64_t *where, size_t *nfound)
 {
     const ivfpq_index *idx = ch->idx;
     const plan *pl = ch->pl;
@@ -447,7 +449,8 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
         for (size_t a = 0; a < REFINE_AHEAD; a++) pf_advance(ch, &pc);
     }
     for (size_t i = 0; i < cn; i++) {
-        size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k, &pc);
+        size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k,
+                                where ? where + i * k : NULL, &pc);
         if (nfound) nfound[i] = m;
     }
 }
@@ -491,6 +494,15 @@ int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                     const ivfpq_search_params *params, float *distances, int64_t *labels,
                     void *workspace, size_t workspace_size)
 {
+    return ivfpq__search_where_ws(idx, nq, q, k, params, distances, labels, NULL, workspace,
+                                  workspace_size);
+}
+
+int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                           const ivfpq_search_params *params, float *distances,
+                           int64_t *labels, uint64_t *where, void *workspace,
+                           size_t workspace_size)
+{
     const ivfpq_search_params *p = params ? params : &default_params;
     int rc = validate(idx, nq, q, k, p, distances, labels);
     if (rc) return rc;
@@ -530,7 +542,7 @@ int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
     for (size_t c0 = 0; c0 < nq; c0 += pl.C) {
         size_t cn = nq - c0 < pl.C ? nq - c0 : pl.C;
         ch.q = q + c0 * d;
-        run_chunk(&ch, cn, k, distances + c0 * k, labels + c0 * k,
+        run_chunk(&ch, cn, k, distances + c0 * k, labels + c0 * k, where ? where + c0 * k : NULL,
                   p->nfound ? p->nfound + c0 : NULL);
     }
     return IVFPQ_OK;
