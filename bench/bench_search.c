@@ -12,6 +12,9 @@
  *          [--nprobe 1,4,16,64] [--levels scalar,avx2,...] [--min-time T]
  *          [--train-levels L,...]   (also time training under these levels)
  *          [--quick]                (2 coarse / 4 PQ iterations: fast A/B runs)
+ *          [--index FILE]           (load FILE if it exists, else build and save
+ *                                    it there: A/B runs of search changes on one
+ *                                    trained index, without retraining)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -71,7 +74,7 @@ static unsigned parse_levels(const char *s)
 int main(int argc, char **argv)
 {
     const char *dir = "/tmp/ivfpq-data/synth-256", *spec = "IVF1024,PQ128x4fs,RFlat";
-    const char *probes_s = "1,4,16,64";
+    const char *probes_s = "1,4,16,64", *index_path = NULL;
     size_t k = 10;
     float kf = 4.0f;
     double min_time = 0.2;
@@ -94,6 +97,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--levels")) levels = parse_levels(v);
         else if (!strcmp(a, "--train-levels")) train_levels = parse_levels(v);
         else if (!strcmp(a, "--min-time")) min_time = atof(v);
+        else if (!strcmp(a, "--index")) index_path = v;
 
         else { fprintf(stderr, "bench_search: unknown option %s\n", a); return 2; }
         i++;
@@ -132,14 +136,25 @@ int main(int argc, char **argv)
     }
     ivfpq_simd_force(best);
     ivfpq_index *idx;
-    if ((rc = ivfpq_index_factory(&idx, (int)d, spec, IVFPQ_METRIC_L2, &opt))) die(spec, rc);
-    double t0 = synth_now();
-    if ((rc = ivfpq_train(idx, nb, b))) die("train", rc);
-    double ttrain = synth_now() - t0;
-    t0 = synth_now();
-    if ((rc = ivfpq_add(idx, nb, b, NULL))) die("add", rc);
-    printf("train %.2f s, add %.2f s (level %s)\n\n", ttrain, synth_now() - t0,
-           ivfpq_simd_name(best));
+    FILE *probe = index_path ? fopen(index_path, "rb") : NULL;
+    if (probe) {
+        fclose(probe);
+        double t0 = synth_now();
+        if ((rc = ivfpq_load_file(&idx, index_path, 0, NULL))) die(index_path, rc);
+        printf("loaded %s in %.2f s (level %s)\n\n", index_path, synth_now() - t0,
+               ivfpq_simd_name(best));
+    } else {
+        if ((rc = ivfpq_index_factory(&idx, (int)d, spec, IVFPQ_METRIC_L2, &opt))) die(spec, rc);
+        double t0 = synth_now();
+        if ((rc = ivfpq_train(idx, nb, b))) die("train", rc);
+        double ttrain = synth_now() - t0;
+        t0 = synth_now();
+        if ((rc = ivfpq_add(idx, nb, b, NULL))) die("add", rc);
+        printf("train %.2f s, add %.2f s (level %s)\n\n", ttrain, synth_now() - t0,
+               ivfpq_simd_name(best));
+        if (index_path && (rc = ivfpq_save_file(idx, index_path, IVFPQ_FORMAT_NATIVE)))
+            die(index_path, rc);
+    }
     fflush(stdout); /* a profiler may wait for this line to attach */
 
     float *D = malloc(nq * k * sizeof(float)), *D0 = malloc(np * nq * k * sizeof(float));
