@@ -12,6 +12,12 @@
  *  - A failing call changes nothing: the index is left exactly as it was.
  *  - Distances are squared L2 for IVFPQ_METRIC_L2 and inner products for
  *    IVFPQ_METRIC_INNER_PRODUCT, like faiss. Labels are int64, -1 = no result.
+ *  - Input values (train, add, search; every kind): NaN, +-Inf and finite
+ *    values beyond +-2^52 (about 4.5e15, where distances could overflow
+ *    float) are rejected with IVFPQ_E_NONFINITE, naming the row and column;
+ *    nothing is ever computed from them. Zeros and denormals are ordinary
+ *    values. Sizes whose byte counts overflow size_t: IVFPQ_E_OVERFLOW,
+ *    detected before the data is read.
  *
  * Threads: calls taking a `const ivfpq_index *` (search, reconstruct, info,
  * save...) may run concurrently on one index. Calls that modify an index
@@ -52,7 +58,7 @@ enum ivfpq_status {
     IVFPQ_E_NOT_TRAINED = -4,     /* add/search before train */
     IVFPQ_E_STATE = -5,           /* not valid now (e.g. train after add) */
     IVFPQ_E_DIM = -6,             /* dimension mismatch */
-    IVFPQ_E_NONFINITE = -7,       /* NaN or infinity in input vectors */
+    IVFPQ_E_NONFINITE = -7,       /* NaN, infinity or |value| > 2^52 in input vectors */
     IVFPQ_E_TOO_FEW_POINTS = -8,  /* fewer training points than centroids */
     IVFPQ_E_UNSUPPORTED = -9,     /* not available for this index kind */
     IVFPQ_E_NOT_FOUND = -10,      /* no stored vector has that id */
@@ -144,7 +150,8 @@ IVFPQ_API void ivfpq_free(ivfpq_index *idx);
  * float32). Needs n >= nlist (and >= 16 for PQ); warns (log callback) below
  * min_points_per_centroid per centroid. Allowed while the index is empty;
  * retraining an index holding vectors is IVFPQ_E_STATE. Flat kinds need no
- * training (no-op). NaN/Inf anywhere in x: IVFPQ_E_NONFINITE. */
+ * training (no-op) but check x like the others. NaN/Inf anywhere in x:
+ * IVFPQ_E_NONFINITE. */
 IVFPQ_API int ivfpq_train(ivfpq_index *idx, size_t n, const float *x);
 
 /* Adds x [n, d]. ids: NULL = ntotal, ntotal+1, ...; else n labels >= 0.
@@ -189,7 +196,8 @@ IVFPQ_API int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q,
 
 /* ------------------------------------------------------- stored vectors */
 
-/* Copies the stored vector with label `id` (the first one if labels repeat)
+/* Copies the stored vector with label `id` (if labels repeat, the first in
+ * list order, which is insertion order within one inverted list)
  * into out[d]. Needs an index that keeps raw vectors (Flat, IVF,Flat, any
  * RFlat): otherwise IVFPQ_E_UNSUPPORTED. Linear in ntotal. */
 IVFPQ_API int ivfpq_reconstruct(const ivfpq_index *idx, int64_t id, float *out);

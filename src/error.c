@@ -14,7 +14,7 @@ const char *ivfpq_strerror(int status)
     case IVFPQ_E_NOT_TRAINED: return "index is not trained";
     case IVFPQ_E_STATE: return "operation not valid in the index's current state";
     case IVFPQ_E_DIM: return "dimension mismatch";
-    case IVFPQ_E_NONFINITE: return "NaN or infinite value in input";
+    case IVFPQ_E_NONFINITE: return "NaN, infinite or too large value in input";
     case IVFPQ_E_TOO_FEW_POINTS: return "not enough training points";
     case IVFPQ_E_UNSUPPORTED: return "operation not supported by this index kind";
     case IVFPQ_E_NOT_FOUND: return "no stored vector has that id";
@@ -174,16 +174,18 @@ void ivfpq__warn(const ivfpq_log *log, const char *fmt, ...)
 int ivfpq__check_finite(const ivfpq_log *log, const char *what, size_t n, size_t d,
                         const float *x)
 {
+    const float lim = IVFPQ_MAX_ABS_VALUE;
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
-        float acc = 0.0f;
-        /* x*0 is NaN exactly when x is NaN or infinite: one test per row */
-        for (size_t j = 0; j < d; j++) acc += r[j] * 0.0f;
-        if (acc != acc) {
+        /* one branch-free pass per row: false comparisons catch NaN too */
+        int bad = 0;
+        for (size_t j = 0; j < d; j++) bad |= !(r[j] <= lim) | !(r[j] >= -lim);
+        if (bad) {
             for (size_t j = 0; j < d; j++)
-                if (r[j] * 0.0f != 0.0f)
+                if (!(r[j] <= lim && r[j] >= -lim))
                     return ivfpq__fail(log, IVFPQ_E_NONFINITE,
-                                       "%s: row %zu, column %zu is %g (NaN/Inf are rejected)",
+                                       "%s: row %zu, column %zu is %g (NaN, Inf and values beyond "
+                                       "+-2^52 are rejected: distances would overflow float)",
                                        what, i, j, (double)r[j]);
         }
     }

@@ -166,11 +166,14 @@ int ivfpq_train(ivfpq_index *idx, size_t n, const float *x)
         return ivfpq__fail(log, IVFPQ_E_STATE,
                            "train: the index holds %zu vectors; reset it before training again",
                            idx->ntotal);
-    if (!idx->spec.has_ivf && !idx->spec.has_pq) return IVFPQ_OK; /* Flat: nothing to learn */
-    size_t d = (size_t)idx->d, nd;
-    if (!ivfpq__mul(n, d, &nd)) return ivfpq__fail(log, IVFPQ_E_OVERFLOW, "train: n * d overflows");
+    size_t d = (size_t)idx->d, bytes;
+    /* an array of n * d floats must fit in memory: checked before x is read */
+    if (!ivfpq__mul(n, d * sizeof(float), &bytes))
+        return ivfpq__fail(log, IVFPQ_E_OVERFLOW, "train: n * d floats overflows size_t (n = %zu)", n);
+    /* the same input policy for every kind, even those with nothing to learn */
     int rc = ivfpq__check_finite(log, "train", n, d, x);
     if (rc) return rc;
+    if (!idx->spec.has_ivf && !idx->spec.has_pq) return IVFPQ_OK; /* Flat: nothing to learn */
 
     float *cents = NULL, *cnorms = NULL, *cb = NULL, *pqx = NULL;
     size_t npq = 0;

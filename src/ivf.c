@@ -129,8 +129,9 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
         return ivfpq__fail(log, IVFPQ_E_READONLY, "add: the index is a read-only view of a buffer");
     if (!idx->is_trained) return ivfpq__fail(log, IVFPQ_E_NOT_TRAINED, "add: train the index first");
     if (n == 0) return IVFPQ_OK;
-    size_t d = (size_t)idx->d, total, nd;
-    if (!ivfpq__add(idx->ntotal, n, &total) || !ivfpq__mul(n, d, &nd))
+    size_t d = (size_t)idx->d, total, bytes;
+    /* an array of n * d floats must fit in memory: checked before x is read */
+    if (!ivfpq__add(idx->ntotal, n, &total) || !ivfpq__mul(n, d * sizeof(float), &bytes))
         return ivfpq__fail(log, IVFPQ_E_OVERFLOW, "add: %zu + %zu vectors is too many", idx->ntotal, n);
     int rc = ivfpq__check_finite(log, "add", n, d, x);
     if (rc) return rc;
