@@ -141,7 +141,13 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
                 return ivfpq__fail(log, IVFPQ_E_INVALID_ARG,
                                    "add: ids[%zu] = %lld is negative (labels < 0 are reserved)", i,
                                    (long long)ids[i]);
+    /* a loaded index gets owned copies of its lists; a failure below gives
+     * them back, so even its memory use is as before */
+    ivfpq_list *old_lists = idx->lists;
+    ivfpq_flat_lists old_flat = idx->flat;
+    int old_storage = idx->storage;
     if ((rc = ivfpq__lists_materialize(idx)) != IVFPQ_OK) return rc;
+    int materialized = idx->lists != old_lists;
 
     /* 1. prepare: assignments, codes, new list buffers; nothing visible yet */
     size_t cs = (idx->M + 1) / 2;
@@ -252,5 +258,12 @@ done:
     ivfpq__free(mem, unpacked);
     ivfpq__free(mem, lut);
     ivfpq__free(mem, resid);
+    if (rc != IVFPQ_OK && materialized) {
+        for (size_t l = 0; l < idx->nlist; l++) list_free(mem, &idx->lists[l]);
+        ivfpq__free(mem, idx->lists);
+        idx->lists = old_lists;
+        idx->flat = old_flat;
+        idx->storage = old_storage;
+    }
     return rc;
 }
