@@ -329,6 +329,71 @@ IVFPQ_API int ivfpq_load_file(ivfpq_index **out, const char *path, unsigned flag
                               const ivfpq_load_options *opt);
 #endif
 
+/* ------------------------------------------------------- static memory */
+
+/* Sizing before anything runs, for a fixed memory budget (docs/EMBEDDING.md):
+ * what an index of a given shape takes, as a file image and in RAM, and
+ * how big a static arena for ivfpq_load_static must be. */
+typedef struct ivfpq_footprint_query {
+    const char *factory;         /* e.g. "IVF1024,PQ128x4fs" */
+    int d;
+    ivfpq_metric metric;
+    size_t ntotal;               /* vectors stored (the index is trained) */
+    /* [nlist] vectors per inverted list, summing to ntotal (as the host
+     * that built the index knows them): exact figures. NULL: the worst case
+     * over all distributions (same figures, except IVF kinds whose lists
+     * are padded to 32-vector blocks). */
+    const size_t *list_sizes;
+    size_t nq, k;                /* the largest search: up to nq queries (0 = none) */
+    ivfpq_search_params params;  /* of that search: nprobe, k_factor */
+    ivfpq_log_fn log;            /* optional: what is wrong with a bad query */
+    void *log_user;
+} ivfpq_footprint_query;
+
+typedef struct ivfpq_footprint {
+    size_t image_bytes;      /* its native file (ivfpq_saved_size): flash/ROM of a zero-copy index */
+    size_t loaded_bytes;     /* ivfpq_info.memory_bytes once loaded from that file */
+    size_t built_bytes;      /* ivfpq_info.memory_bytes after train + one ivfpq_add of all
+                                vectors (later adds grow lists by 1.5x and may take more) */
+    size_t workspace_bytes;  /* ivfpq_search_workspace_size of the largest search */
+    size_t arena_zero_copy;  /* ivfpq_load_static arena: zero-copy load + that ivfpq_search */
+    size_t arena_copy;       /* ivfpq_load_static arena: copy load + that ivfpq_search */
+} ivfpq_footprint;
+
+/* Fills *out. The same validation as ivfpq_index_factory (IVFPQ_E_PARSE
+ * for a bad string...); IVFPQ_E_INVALID_ARG if list_sizes does not sum to
+ * ntotal; IVFPQ_E_OVERFLOW if a figure does not fit in size_t. Allocates
+ * nothing. */
+IVFPQ_API int ivfpq_footprint_of(const ivfpq_footprint_query *q, ivfpq_footprint *out);
+
+/* A bump allocator over a caller's buffer (zstd's static contexts): hand
+ * ivfpq_arena_allocator(&a) to ivfpq_options / ivfpq_load_options and the
+ * library never touches the heap. Freeing the most recent block gives its
+ * bytes back (ivfpq_search's workspace); other frees are no-ops until
+ * ivfpq_arena_reset. Blocks are IVFPQ_ARENA_ALIGN-aligned. Fields are for
+ * reading: used = bytes in use, peak = most ever used. Not thread-safe:
+ * one arena per thread, or searches through ivfpq_search_ws. */
+#define IVFPQ_ARENA_ALIGN 16
+typedef struct ivfpq_arena {
+    unsigned char *base;
+    size_t size, used, peak;
+    size_t last;  /* offset of the most recent block */
+} ivfpq_arena;
+
+IVFPQ_API void ivfpq_arena_init(ivfpq_arena *a, void *mem, size_t size);
+IVFPQ_API ivfpq_allocator ivfpq_arena_allocator(ivfpq_arena *a);
+/* Forgets every block (the indexes using them must be gone). */
+IVFPQ_API void ivfpq_arena_reset(ivfpq_arena *a);
+
+/* Loads an index (ivfpq_load_from_buffer, same flags) with everything it
+ * will ever allocate, ivfpq_search's workspace included, taken from
+ * mem[0, size): its own arena lives at the start of mem. Size mem with
+ * ivfpq_footprint_of (arena_zero_copy / arena_copy); a smaller mem gives
+ * IVFPQ_E_NOMEM. mem must outlive the index; ivfpq_free is optional (mem
+ * may simply be reused). opt may be NULL; its allocator must be empty. */
+IVFPQ_API int ivfpq_load_static(ivfpq_index **out, void *mem, size_t size, const void *buf,
+                                size_t len, unsigned flags, const ivfpq_load_options *opt);
+
 /* ------------------------------------------------------------ helpers */
 
 /* Scales each row of x [n, d] to unit L2 norm in place (zero rows stay

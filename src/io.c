@@ -174,6 +174,20 @@ static unsigned plan_sections(const shape *sh, const uint64_t cnt[NSEC], int whi
     return ns;
 }
 
+uint64_t ivfpq__native_bytes(const ivfpq_spec *s, int d, int trained, uint64_t ntotal,
+                             uint64_t nblocks)
+{
+    shape sh = {d, 0,
+                (s->has_ivf ? F_IVF : 0) | (s->has_pq ? F_PQ : 0) | (trained ? F_TRAINED : 0) |
+                    (s->refine ? F_REFINE : 0),
+                s->nlist, s->M, ntotal, nblocks};
+    uint64_t cnt[NSEC], off[NSEC], H, total;
+    int which[NSEC];
+    shape_counts(&sh, cnt);
+    plan_sections(&sh, cnt, which, off, &H, &total);
+    return total;
+}
+
 int ivfpq__native_save(const ivfpq_index *idx, ivfpq_sink *k)
 {
     shape sh;

@@ -166,6 +166,12 @@ int ivfpq__diagnose_format(const unsigned char *p, size_t len, const ivfpq_log *
 /* 1 if the 4 bytes are the fourcc of a faiss index record we know of. */
 int ivfpq__is_faiss_fourcc(const unsigned char *p);
 
+/* Bytes of the native file of an index of this shape (what
+ * ivfpq_saved_size reports): the one place the layout is computed, also
+ * for ivfpq_footprint (memplan.c). Callers keep the shape within the
+ * format's limits, so nothing overflows 64 bits. */
+uint64_t ivfpq__native_bytes(const ivfpq_spec *s, int d, int trained, uint64_t ntotal,
+                             uint64_t nblocks);
 int ivfpq__native_save(const ivfpq_index *idx, ivfpq_sink *k);
 int ivfpq__native_load(ivfpq_index **out, ivfpq_src *s, unsigned flags);
 int ivfpq__faiss_save(const ivfpq_index *idx, ivfpq_sink *k);
