@@ -19,10 +19,19 @@
  *    values. Sizes whose byte counts overflow size_t: IVFPQ_E_OVERFLOW,
  *    detected before the data is read.
  *
- * Threads: calls taking a `const ivfpq_index *` (search, reconstruct, info,
- * save...) may run concurrently on one index. Calls that modify an index
- * (train, add, reset, free) need exclusive access: the caller locks. The
- * library itself never starts threads.
+ * Threads: calls taking a `const ivfpq_index *` (search, search_ws,
+ * search_workspace_size, reconstruct, get_info, save, saved_size...) may run
+ * concurrently on one index, on owned, loaded and zero-copy indexes alike
+ * (tests/test_threads.c, under TSan). Calls that modify an index (train,
+ * add, reset, free) need exclusive access: the caller locks, e.g. with a
+ * reader-writer lock (searches as readers). Different indexes are
+ * independent. Also: the allocator hooks and the log callback of an index
+ * searched from several threads are called from those threads (ivfpq_search
+ * allocates its workspace), so they must be thread-safe (malloc is);
+ * ivfpq_search_ws with one workspace per thread allocates nothing; a
+ * zero-copy buffer must not change while the index exists;
+ * ivfpq_simd_force must not run concurrently with any other call. The
+ * library itself never starts threads. See docs/TESTING.md.
  */
 #ifndef IVFPQ_H
 #define IVFPQ_H
