@@ -216,6 +216,52 @@ IVFPQ_API int ivfpq_reconstruct(const ivfpq_index *idx, int64_t id, float *out);
  * missing (out is then unspecified). */
 IVFPQ_API int ivfpq_reconstruct_n(const ivfpq_index *idx, int64_t i0, size_t n, float *out);
 
+/* ------------------------------------------- blended neighbours (RVC) */
+
+/* The retrieval step of RVC-style voice conversion in one call: for each
+ * query x (row of q [nq, d]) search its k neighbours y_1..y_k with scores
+ * s_1..s_k, then
+ *     w_i = (1/s_i)^2 ;  w_i /= sum_i w_i ;  b = sum_i w_i * y_i
+ *     out = rate * b + (1 - rate) * x                     (out [nq, d])
+ * computed exactly as numpy does `w = np.square(1/score); w /= w.sum(1,
+ * keepdims=True); b = np.sum(big_npy[ix] * w[:, :, None], 1); out = rate*b
+ * + (1-rate)*x` on float32 arrays with a Python-float rate (numpy 1.24): all
+ * in float32 except 1 - rate (double, then rounded to float); the sum of
+ * the weights is 0 + numpy's pairwise sum (8 partial sums for k >= 8), the
+ * sum over neighbours is sequential from 0 in result order. Where that
+ * formula is finite, out is bit-identical to it; where it is not:
+ *  - zero (or tiny, < ~5e-20) distances, whose weight overflows to +inf:
+ *    those neighbours share the weight equally, the others get 0 (an exact
+ *    match gets full weight: b = the stored vector, not NaN); a weight sum
+ *    overflowing with finite weights is normalized in double instead;
+ *  - missing results (label -1: fewer than k vectors in the probed lists)
+ *    get weight 0 and are not read; if a query has no result at all, its
+ *    output row is the query unchanged; if every result found is at
+ *    infinite distance, they get equal weights.
+ * Inner product indexes: neighbours are the k largest inner products, and
+ * s_i is the exact squared L2 distance between x and y_i (computed with
+ * the search's own float kernel), since inverse-squared weights of
+ * similarities mean nothing; for unit-norm vectors the neighbours are
+ * those of L2 search (|x-y|^2 = 2 - 2<x,y>) and the weights the same.
+ * Needs stored vectors (Flat, IVF,Flat, any RFlat): else
+ * IVFPQ_E_UNSUPPORTED. rate in [0, 1]. out may be q itself (in place) but
+ * no other overlap. The stored vectors are read at their location in the
+ * index, never looked up by label. Allocates workspace through the index's
+ * allocator; see ivfpq_search_blend_ws. */
+IVFPQ_API int ivfpq_search_blend(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                                 const ivfpq_search_params *params, double rate, float *out);
+
+/* Exact workspace bytes for ivfpq_search_blend_ws (independent of the
+ * query values; bounded in nq: queries go by chunks). */
+IVFPQ_API int ivfpq_search_blend_workspace_size(const ivfpq_index *idx, size_t nq, size_t k,
+                                                const ivfpq_search_params *params,
+                                                size_t *size);
+
+/* ivfpq_search_blend with caller-provided workspace: no allocation. */
+IVFPQ_API int ivfpq_search_blend_ws(const ivfpq_index *idx, size_t nq, const float *q,
+                                    size_t k, const ivfpq_search_params *params, double rate,
+                                    float *out, void *workspace, size_t workspace_size);
+
 /* ---------------------------------------------------------- inspecting */
 
 typedef enum ivfpq_kind {
