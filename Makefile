@@ -24,7 +24,7 @@ WARNINGS = -Wall -Wextra $(WERROR) -Wshadow -Wstrict-prototypes -Wmissing-protot
 # -ffp-contract=off: no fused multiply-add, so every SIMD level computes the
 # same floats (see src/kernels.h).
 BASEFLAGS = -std=c11 $(OPT) $(WARNINGS) -ffp-contract=off -fno-math-errno
-LIBFLAGS = $(BASEFLAGS) -fPIC -fvisibility=hidden -DIVFPQ_BUILDING_LIBRARY -Iinclude -Isrc
+LIBFLAGS = $(BASEFLAGS) $(if $(EMBEDDED),$(EMBEDDED_FLAGS),-fPIC) -fvisibility=hidden -DIVFPQ_BUILDING_LIBRARY -Iinclude -Isrc
 SAN ?=
 ALL_CFLAGS = $(LIBFLAGS) $(SAN) $(CFLAGS) $(CPPFLAGS)
 
@@ -42,8 +42,16 @@ ISA_SRCS := $(wildcard src/*_sse.c src/*_avx2.c src/*_avx512.c src/*_neon.c)
 CORE_SRCS := $(filter-out $(ISA_SRCS),$(wildcard src/*.c))
 # hosted-only sources (paths, mmap): not part of embedded builds
 HOSTED_SRCS := src/io_file.c
+# make EMBEDDED=1: the freestanding core (docs/EMBEDDING.md), libivfpq.a only,
+# in its own build directory: no stdio, heap, threads, getenv or time (the
+# caller gives an allocator or an arena); sections per function so a
+# firmware link keeps only what it calls; no PIC, no stack protector.
+EMBEDDED_FLAGS = -DIVFPQ_EMBEDDED -ffunction-sections -fdata-sections -fno-stack-protector
 ifdef EMBEDDED
   CORE_SRCS := $(filter-out $(HOSTED_SRCS),$(CORE_SRCS))
+  ifeq ($(origin BUILD),file)
+    BUILD := build/embedded
+  endif
 endif
 FLAGS_sse = -mssse3 -msse4.1
 FLAGS_avx2 = -mavx2
@@ -91,7 +99,7 @@ TEST_LIBS = -lcmocka -lm -lpthread
 .PHONY: all lib cli test test-cli test-be demo io-bench clean install uninstall help check-cmocka \
         run-tests FORCE test-neon neon-deps bench-kernels bench-search
 
-all: lib $(CLI) $(BUILD)/demo ## build the library, the ivfpq tool and the demo
+all: $(if $(EMBEDDED),$(STATIC),lib $(CLI) $(BUILD)/demo) ## build the library, the ivfpq tool and the demo
 
 cli: $(CLI) ## build the ivfpq command-line tool
 
@@ -212,6 +220,7 @@ test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_too
 	fi
 	@$(MAKE) --no-print-directory fuzz-replay
 	@if [ -z "$(RUN)" ]; then echo "== command-line tool"; sh tests/cli_test.sh $(BUILD) || { echo "FAILED: tests/cli_test.sh"; exit 1; }; fi
+	@if [ -z "$(RUN)" ]; then echo "== embedded core and example"; $(MAKE) --no-print-directory examples || { echo "FAILED: make examples"; exit 1; }; fi
 	@echo "all tests passed"
 
 # ------------------------------------------------------------------ fuzzing
@@ -352,3 +361,72 @@ $(BUILD)/bench_search: bench/bench_search.c $(TOOL_OBJS) $(STATIC)
 BENCH_DATA ?= /tmp/ivfpq-data/synth-256
 bench-search: $(BUILD)/bench_search ## end-to-end QPS/recall per SIMD level on BENCH_DATA
 	./$(BUILD)/bench_search --data $(BENCH_DATA)
+
+# ---------------------------------------------------------- embedded profile
+# docs/EMBEDDING.md. `make EMBEDDED=1` builds the freestanding core alone;
+# these targets build it under $(BUILD)/embedded*, check what it links
+# against (tests/embedded_check.sh), cross-build it and run the example.
+NM ?= nm
+EMB := $(BUILD)/embedded
+EX := $(BUILD)/examples
+M7_CC ?= arm-none-eabi-gcc
+M7_FLAGS ?= -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=fpv5-d16
+A64_CC ?= aarch64-linux-gnu-gcc
+# outline atomics need libgcc's LSE probe, which needs getauxval (Linux):
+# a bare-metal core uses inline atomics
+A64_FLAGS ?= -mno-outline-atomics
+# make-embedded BUILD-DIR CC AR CFLAGS [more make arguments]
+define make-embedded
+$(MAKE) --no-print-directory EMBEDDED=1 SAN= BUILD=$(1) CC=$(2) AR=$(3) CFLAGS="$(4)" $(5) $(1)/libivfpq.a
+endef
+
+.PHONY: embedded embedded-check embedded-cross embedded-size examples
+
+embedded: ## the freestanding core (what make EMBEDDED=1 builds) in $(BUILD)/embedded
+	+@$(call make-embedded,$(EMB),$(CC),$(AR),$(CFLAGS))
+
+embedded-check: embedded ## fail if the embedded archive needs anything beyond the allow-list (nm -u)
+	@sh tests/embedded_check.sh $(NM) $(EMB)/libivfpq.a
+
+embedded-cross: ## the core for aarch64 and Cortex-M7 (scalar): build, check, size; link the example for M7
+	+@$(call make-embedded,$(BUILD)/embedded-aarch64,$(A64_CC),aarch64-linux-gnu-ar,$(A64_FLAGS))
+	@sh tests/embedded_check.sh aarch64-linux-gnu-nm $(BUILD)/embedded-aarch64/libivfpq.a
+	+@$(call make-embedded,$(BUILD)/embedded-m7,$(M7_CC),arm-none-eabi-ar,$(M7_FLAGS))
+	@sh tests/embedded_check.sh arm-none-eabi-nm $(BUILD)/embedded-m7/libivfpq.a
+	@$(MAKE) --no-print-directory $(EX)/example_index.c
+	$(M7_CC) $(BASEFLAGS) $(M7_FLAGS) -DEXAMPLE_BARE $(EMBEDDED_FLAGS) -Iinclude -Iexamples \
+	  -o $(EX)/search_const.m7.elf examples/search_const.c $(EX)/example_index.c \
+	  $(BUILD)/embedded-m7/libivfpq.a --specs=nosys.specs -Wl,--gc-sections
+	@echo "== size: aarch64 archive, cortex-m7 archive, cortex-m7 example (43 KB of it is the index)"
+	@aarch64-linux-gnu-size -t $(BUILD)/embedded-aarch64/libivfpq.a | tail -1
+	@arm-none-eabi-size -t $(BUILD)/embedded-m7/libivfpq.a | tail -1
+	@arm-none-eabi-size $(EX)/search_const.m7.elf | tail -1
+
+embedded-size: ## archive size (text+data+bss) per target, scalar only and with SIMD
+	@set -e; printf '%-26s %8s %8s %8s\n' configuration text data bss; \
+	for c in "x86-64-scalar $(CC) $(AR) size SIMD_OFF=1" "x86-64-simd $(CC) $(AR) size" \
+	         "aarch64-scalar $(A64_CC) aarch64-linux-gnu-ar aarch64-linux-gnu-size SIMD_OFF=1" \
+	         "aarch64-neon $(A64_CC) aarch64-linux-gnu-ar aarch64-linux-gnu-size" \
+	         "cortex-m7-scalar $(M7_CC) arm-none-eabi-ar arm-none-eabi-size"; do \
+	  set -- $$c; name=$$1 cc=$$2 ar=$$3 sz=$$4; shift 4; \
+	  case $$name in aarch64*) fl="$(A64_FLAGS)";; cortex*) fl="$(M7_FLAGS)";; *) fl=;; esac; \
+	  $(MAKE) --no-print-directory -s EMBEDDED=1 SAN= BUILD=$(BUILD)/size-$$name CC=$$cc AR=$$ar \
+	    CFLAGS="$$fl" "$$@" $(BUILD)/size-$$name/libivfpq.a >/dev/null; \
+	  $$sz -t $(BUILD)/size-$$name/libivfpq.a | tail -1 | \
+	    awk -v n=$$name '{ printf "%-26s %8s %8s %8s\n", n, $$1, $$2, $$3 }'; \
+	done
+
+$(EX):
+	@mkdir -p $@
+
+# host tool: a tiny index as C source (const array + queries + expected results)
+$(EX)/gen_index: examples/gen_index.c examples/example.h $(STATIC) | $(EX)
+	$(CC) $(TOOL_CFLAGS) -Iexamples -o $@ $< $(STATIC) $(LDFLAGS) -lm
+
+$(EX)/example_index.c: $(EX)/gen_index
+	./$(EX)/gen_index $@
+
+examples: embedded-check $(EX)/example_index.c ## search a const-array index with no heap, on the embedded core
+	$(CC) $(BASEFLAGS) $(EMBEDDED_FLAGS) -Iinclude -Iexamples -o $(EX)/search_const \
+	  examples/search_const.c $(EX)/example_index.c $(EMB)/libivfpq.a
+	./$(EX)/search_const

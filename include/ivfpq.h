@@ -99,7 +99,9 @@ typedef enum ivfpq_metric {
     IVFPQ_METRIC_L2 = 1
 } ivfpq_metric;
 
-/* Allocator hooks (zstd's customMem). Both NULL = malloc/free. `free` gets
+/* Allocator hooks (zstd's customMem). Both NULL = malloc/free (embedded
+ * builds have no default: every allocation fails with IVFPQ_E_NOMEM and a
+ * message saying so; see ivfpq_arena). `free` gets
  * the pointers `alloc` returned (and never NULL). Alignment is handled by
  * the library, so any allocator will do, including a bump arena. */
 typedef struct ivfpq_allocator {

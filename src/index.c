@@ -40,6 +40,7 @@ int ivfpq__index_create(ivfpq_index **out, int d, ivfpq_metric metric, const ivf
     ivfpq_log log = {opt ? opt->log : NULL, opt ? opt->log_user : NULL};
     ivfpq_mem mem;
     ivfpq__mem_init(&mem, opt ? &opt->allocator : NULL);
+    if (!mem.a.alloc) return ivfpq__fail(&log, IVFPQ_E_NOMEM, "%s", ivfpq__no_heap);
     ivfpq_index *idx = ivfpq__calloc(&mem, sizeof *idx);
     if (!idx) return ivfpq__fail(&log, IVFPQ_E_NOMEM, "index_factory: out of memory");
     idx->mem = mem;

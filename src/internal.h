@@ -33,6 +33,8 @@ void ivfpq__mem_init(ivfpq_mem *m, const ivfpq_allocator *a);
 void *ivfpq__alloc(const ivfpq_mem *m, size_t size);
 void *ivfpq__calloc(const ivfpq_mem *m, size_t size);
 void ivfpq__free(const ivfpq_mem *m, void *p);
+/* The message of an allocation attempted without hooks in an embedded build. */
+extern const char ivfpq__no_heap[];
 
 /* Overflow-checked size arithmetic: return 0 on overflow. */
 static inline int ivfpq__mul(size_t a, size_t b, size_t *out)

@@ -40,6 +40,10 @@ void *ivfpq__ld_alloc(ivfpq_ld *ld, size_t bytes, const char *what, int *rc)
                           bytes, what, ld->used, ld->max_bytes);
         return NULL;
     }
+    if (!ld->mem.a.alloc) {
+        *rc = ivfpq__fail(&ld->log, IVFPQ_E_NOMEM, "%s", ivfpq__no_heap);
+        return NULL;
+    }
     void *p = ivfpq__alloc(&ld->mem, bytes);
     if (!p) {
         *rc = ivfpq__fail(&ld->log, IVFPQ_E_NOMEM, "load: out of memory allocating %zu bytes for %s",

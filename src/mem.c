@@ -57,6 +57,10 @@ void ivfpq__mem_init(ivfpq_mem *m, const ivfpq_allocator *a)
 #endif
 }
 
+const char ivfpq__no_heap[] =
+    "no allocator: embedded builds (IVFPQ_EMBEDDED) have no heap; give "
+    "ivfpq_options.allocator (e.g. an ivfpq_arena) or use ivfpq_load_static";
+
 /* Layout: [raw ... pad][raw pointer][aligned block]. */
 void *ivfpq__alloc(const ivfpq_mem *m, size_t size)
 {
