@@ -151,7 +151,8 @@ int ivfpq_footprint_of(const ivfpq_footprint_query *q, ivfpq_footprint *out)
     if (s.M > IVFPQ_MAX_M)
         return ivfpq__fail(&log, IVFPQ_E_PARSE, "footprint: M = %zu is over the limit of %d", s.M,
                            IVFPQ_MAX_M);
-    if ((uint64_t)q->ntotal > IVFPQ_MAX_NTOTAL)
+    uint64_t ntotal = q->ntotal; /* (a variable: always in range where size_t has 32 bits) */
+    if (ntotal > IVFPQ_MAX_NTOTAL)
         return ivfpq__fail(&log, IVFPQ_E_LIMIT, "footprint: ntotal = %zu is over 2^48", q->ntotal);
     size_t L = s.nlist, nb = 0, N = q->ntotal, ud = (size_t)d;
     if ((rc = count_blocks(q, L, &log, &nb))) return rc;
