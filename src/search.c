@@ -22,6 +22,7 @@
 #define GQ 16                          /* queries per exact-distance tile */
 #define TILE_V 256                     /* list vectors per exact-distance tile */
 #define MAX_KB ((size_t)1 << 26)       /* candidates per query, at most */
+#define FIRST_BLOCKS 64                /* blocks summed ahead for a query's first list */
 
 typedef struct plan {
     size_t C;        /* queries per chunk */
@@ -29,7 +30,7 @@ typedef struct plan {
     size_t kb;       /* heap capacity per query (k, or k * k_factor with RFlat) */
     int ivf, pq, resid_l2, resid_ip;
     size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_ht, o_hr, o_hn;
-    size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile;
+    size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile, o_sums;
     size_t total;
 } plan;
 
@@ -103,6 +104,7 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
         ok &= reserve(&t, &pl->o_qlut, nl, sizeof(ivfpq_qlut));
         ok &= reserve(&t, &pl->o_lutf, idx->M * 16, sizeof(float));
         if (pl->resid_l2) ok &= reserve(&t, &pl->o_resid, d, sizeof(float));
+        ok &= reserve(&t, &pl->o_sums, (size_t)FIRST_BLOCKS * IVFPQ_BBS, sizeof(uint16_t));
     } else {
         ok &= reserve(&t, &pl->o_qg, (size_t)GQ * d, sizeof(float));
         ok &= reserve(&t, &pl->o_tile, (size_t)GQ * TILE_V, sizeof(float));
@@ -129,6 +131,7 @@ typedef struct chunk {
     uint8_t *lut8;
     ivfpq_qlut *qlut;
     float *lutf, *resid, *qg, *tile;
+    uint16_t *sums;      /* [FIRST_BLOCKS * 32] */
 } chunk;
 
 static inline uint64_t make_ref(size_t list, size_t off) { return ((uint64_t)list << 32) | off; }
@@ -183,6 +186,7 @@ typedef struct fs_query {
 typedef struct fs_run {
     ivfpq_fs_ctx ctx;      /* first: the kernel hands it back to the sink */
     size_t list, list_n, cap;
+    size_t block0;         /* list block of the kernel's block 0 */
     const int64_t *ids;
     fs_query q[IVFPQ_FS_MAX_NQ];
 } fs_run;
@@ -198,7 +202,7 @@ static void fs_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
 {
     fs_run *R = (fs_run *)ctx;
     fs_query *Q = &R->q[qi];
-    size_t base = block * IVFPQ_BBS;
+    size_t base = (R->block0 + block) * IVFPQ_BBS;
     if (R->list_n - base < IVFPQ_BBS) mask &= ((uint32_t)1 << (R->list_n - base)) - 1;
     while (mask) {
         int v = ctz32(mask);
@@ -210,6 +214,54 @@ static void fs_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
                          make_ref(R->list, off));
     }
     ctx->thr[qi] = fs_threshold(Q, R->cap);
+}
+
+/* The k-th smallest of n uint16 values (1 <= k <= n): radix select on the
+ * high byte, then the low byte within the chosen bucket. */
+static uint32_t kth_u16(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t h[256];
+    memset(h, 0, sizeof h);
+    for (size_t i = 0; i < n; i++) h[v[i] >> 8]++;
+    uint32_t hi = 0;
+    size_t below = 0;
+    while (below + h[hi] < k) below += h[hi++];
+    memset(h, 0, sizeof h);
+    for (size_t i = 0; i < n; i++)
+        if ((uint32_t)(v[i] >> 8) == hi) h[v[i] & 255]++;
+    uint32_t lo = 0;
+    while (below + h[lo] < k) below += h[lo++];
+    return hi << 8 | lo;
+}
+
+/* A query's first list, while its top-k is still empty: every lane would
+ * pass the kernel's threshold until kb candidates are in, so the sums of
+ * the first blocks are computed up front, their kb-th smallest gives the
+ * threshold, and only lanes at or below it are offered. Exact: at least kb
+ * lanes have an estimate <= that lane's, so no lane above it can be kept
+ * (lut_threshold maps the estimate back to the largest sum with an estimate
+ * <= it, so equal estimates pass). Returns the blocks done. */
+static size_t first_blocks(chunk *ch, fs_run *R, size_t j, const uint8_t *codes, size_t nblocks)
+{
+    size_t nb = nblocks < FIRST_BLOCKS ? nblocks : FIRST_BLOCKS;
+    size_t nl = R->list_n < nb * IVFPQ_BBS ? R->list_n : nb * IVFPQ_BBS;
+    fs_query *Q = &R->q[j];
+    ch->K->fs_accumulate(codes, nb, ch->idx->M2, R->ctx.lut[j], ch->sums);
+    int32_t floor = 65535;
+    if (nl >= R->cap) {
+        uint32_t s = kth_u16(ch->sums, nl, R->cap);
+        float D = Q->bias + (float)s * Q->qp.inv_scale;
+        if (D == D) floor = ivfpq__lut_threshold(&Q->qp, Q->bias, D);
+    }
+    R->block0 = 0;
+    for (size_t b = 0; b < nb; b++) {
+        int32_t t = R->ctx.thr[j] < floor ? R->ctx.thr[j] : floor;
+        const uint16_t *sm = ch->sums + b * IVFPQ_BBS;
+        uint32_t mask = 0;
+        for (int v = 0; v < IVFPQ_BBS; v++) mask |= (uint32_t)((int32_t)sm[v] <= t) << v;
+        if (mask) fs_sink(&R->ctx, j, b, mask, sm);
+    }
+    return nb;
 }
 
 static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems)
@@ -228,7 +280,7 @@ static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems
     R.cap = pl->kb;
     for (size_t g0 = 0; g0 < nitems; g0 += IVFPQ_FS_MAX_NQ) {
         size_t gn = nitems - g0 < IVFPQ_FS_MAX_NQ ? nitems - g0 : IVFPQ_FS_MAX_NQ;
-        R.ctx.nq = gn;
+        size_t fresh = 0; /* bit j: query j's top-k is empty */
         for (size_t j = 0; j < gn; j++) {
             size_t it = (size_t)(items[g0 + j] & 0xffffffffu), qi = it / pl->P;
             fs_query *Q = &R.q[j];
@@ -250,8 +302,37 @@ static void scan_pq(chunk *ch, size_t list, const uint64_t *items, size_t nitems
             Q->refs = ch->hr + qi * pl->kb;
             Q->n = &ch->hn[qi];
             R.ctx.thr[j] = fs_threshold(Q, pl->kb);
+            if (*Q->n == 0) fresh |= (size_t)1 << j;
         }
-        ch->K->fs_scan(v.codes, nblocks, idx->M2, &R.ctx);
+        if (!fresh) {
+            R.block0 = 0;
+            R.ctx.nq = gn;
+            ch->K->fs_scan(v.codes, nblocks, idx->M2, &R.ctx);
+            continue;
+        }
+        /* fresh queries first take their first blocks alone; the kernel
+         * then runs the others over the whole list, the fresh ones over
+         * the rest (kernel calls see one block offset each) */
+        size_t done = 0;
+        for (size_t j = 0; j < gn; j++)
+            if (fresh >> j & 1) done = first_blocks(ch, &R, j, v.codes, nblocks);
+        int32_t thr[IVFPQ_FS_MAX_NQ];
+        memcpy(thr, R.ctx.thr, sizeof thr);
+        R.ctx.nq = gn;
+        if (fresh != ((size_t)1 << gn) - 1) {
+            for (size_t j = 0; j < gn; j++)
+                R.ctx.thr[j] = fresh >> j & 1 ? -1 : thr[j];
+            R.block0 = 0;
+            ch->K->fs_scan(v.codes, nblocks, idx->M2, &R.ctx);
+            for (size_t j = 0; j < gn; j++)
+                if (fresh >> j & 1) R.ctx.thr[j] = thr[j];
+        }
+        if (done < nblocks) {
+            for (size_t j = 0; j < gn; j++)
+                if (!(fresh >> j & 1)) R.ctx.thr[j] = -1;
+            R.block0 = done;
+            ch->K->fs_scan(v.codes + done * idx->block_bytes, nblocks - done, idx->M2, &R.ctx);
+        }
     }
 }
 
@@ -534,6 +615,7 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
         ch.qlut = (ivfpq_qlut *)(void *)(w + pl.o_qlut);
         ch.lutf = (float *)(void *)(w + pl.o_lutf);
         if (pl.resid_l2) ch.resid = (float *)(void *)(w + pl.o_resid);
+        ch.sums = (uint16_t *)(void *)(w + pl.o_sums);
     } else {
         ch.qg = (float *)(void *)(w + pl.o_qg);
         ch.tile = (float *)(void *)(w + pl.o_tile);
