@@ -16,9 +16,11 @@
 #define HUGE_PAGE ((size_t)2 << 20)
 #define HUGE_MIN ((size_t)8 << 20)
 /* Big blocks (the vectors an RFlat refine reads at random, list storage of a
- * loaded index) start on a 2 MB boundary and ask for transparent huge pages:
- * random row reads then miss the TLB far less (+17% QPS at nprobe 1 on a
- * 200 MB index). Where THP is off this is a plain aligned allocation. */
+ * loaded index) start on a 2 MB boundary and ask for transparent huge pages,
+ * so that random row reads miss the TLB less. Where THP is off this is a
+ * plain aligned allocation. On the 2-vCPU VM of bench/RESULTS.md the pages
+ * are granted but QPS does not change (paired A/B within +-2%): the guest's
+ * 2 MB pages are presumably backed by 4 KB host pages there. */
 static void *huge_alloc(size_t size)
 {
     void *p;
