@@ -424,9 +424,9 @@ $(EX)/gen_index: examples/gen_index.c examples/example.h $(STATIC) | $(EX)
 	$(CC) $(TOOL_CFLAGS) -Iexamples -o $@ $< $(STATIC) $(LDFLAGS) -lm
 
 $(EX)/example_index.c: $(EX)/gen_index
-	./$(EX)/gen_index $@
+	$(EX)/gen_index $@
 
 examples: embedded-check $(EX)/example_index.c ## search a const-array index with no heap, on the embedded core
 	$(CC) $(BASEFLAGS) $(EMBEDDED_FLAGS) -Iinclude -Iexamples -o $(EX)/search_const \
 	  examples/search_const.c $(EX)/example_index.c $(EMB)/libivfpq.a
-	./$(EX)/search_const
+	$(EX)/search_const

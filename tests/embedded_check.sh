@@ -7,6 +7,8 @@
 #                                  struct copies and loops even in freestanding
 #                                  code (GCC manual, -ffreestanding), so every
 #                                  embedded C runtime has them
+#   bcmp                           clang's form of memcmp(...) == 0, emitted only
+#                                  for targets whose C library has it
 #   strlen                         factory-string and format parsing; the same
 #                                  string.h family, in every C runtime
 #   sqrtf                          libm, only where the FPU has no square root
@@ -25,7 +27,7 @@ trap 'rm -f "$tmp".u "$tmp".d' EXIT
 bad=0
 for s in $(comm -23 "$tmp.u" "$tmp.d"); do
   case $s in
-    memcpy|memset|memmove|memcmp|strlen|sqrtf) echo "  ok   $s" ;;
+    memcpy|memset|memmove|memcmp|bcmp|strlen|sqrtf) echo "  ok   $s" ;;
     __aeabi_*|__udivdi3|__umoddi3|__divdi3|__moddi3|__udivmoddi4|__divmoddi4|\
     __fix*|__float*|__clz?i2|__ctz?i2|__popcount?i2) echo "  ok   $s (compiler runtime)" ;;
     *) echo "  BAD  $s"; bad=1 ;;
