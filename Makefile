@@ -430,3 +430,18 @@ examples: embedded-check $(EX)/example_index.c ## search a const-array index wit
 	$(CC) $(BASEFLAGS) $(EMBEDDED_FLAGS) -Iinclude -Iexamples -o $(EX)/search_const \
 	  examples/search_const.c $(EX)/example_index.c $(EMB)/libivfpq.a
 	$(EX)/search_const
+
+# Worst-case stack of each entry point (sum of frames along the deepest call
+# chain, GCC -fcallgraph-info=su): the embedded core on this host (every SIMD
+# level's kernels counted) and on Cortex-M7.
+STACK_ENTRIES ?= ivfpq_search_ws ivfpq_search ivfpq_search_workspace_size ivfpq_load_from_buffer \
+  ivfpq_load_from_buffer~native_load_copy~ivfpq__faiss_load ivfpq_load_static \
+  ivfpq_footprint_of ivfpq_index_factory ivfpq_train ivfpq_add ivfpq_save ivfpq_free
+.PHONY: stack-report
+stack-report: ## worst-case stack use per entry point (host and Cortex-M7 embedded builds)
+	+@$(call make-embedded,$(BUILD)/stack-host,$(CC),$(AR),-fcallgraph-info=su)
+	@echo "== stack, embedded core, $(MACHINE) (bytes)"
+	@python3 tests/stack_report.py $(BUILD)/stack-host/obj $(STACK_ENTRIES)
+	+@$(call make-embedded,$(BUILD)/stack-m7,$(M7_CC),arm-none-eabi-ar,$(M7_FLAGS) -fcallgraph-info=su)
+	@echo "== stack, embedded core, cortex-m7 (bytes)"
+	@python3 tests/stack_report.py $(BUILD)/stack-m7/obj $(STACK_ENTRIES)

@@ -108,7 +108,7 @@ static int emit_section(const ivfpq_index *idx, int k, put_fn put, void *ctx)
     case S_PQCB: return put(ctx, idx->pq_cb, d * IVFPQ_KSUB, 4);
     case S_LOFF:
     case S_BOFF: {
-        uint64_t buf[256], acc = 0;
+        uint64_t buf[64], acc = 0; /* small: the stack of embedded callers */
         size_t nb = 0;
         buf[nb++] = 0;
         for (size_t l = 0; l < idx->nlist && !rc; l++) {
@@ -116,7 +116,7 @@ static int emit_section(const ivfpq_index *idx, int k, put_fn put, void *ctx)
             ivfpq__list_get(idx, l, &v);
             acc += k == S_LOFF ? v.n : (v.n + IVFPQ_BBS - 1) / IVFPQ_BBS;
             buf[nb++] = acc;
-            if (nb == 256) {
+            if (nb == sizeof buf / sizeof buf[0]) {
                 rc = put(ctx, buf, nb, 8);
                 nb = 0;
             }
@@ -557,7 +557,12 @@ static int validate(const ivfpq_ld *ld, unsigned char *img, const hdr *h, unsign
     return check_contents(ld, h, spec, S);
 }
 
-int ivfpq__native_load(ivfpq_index **out, ivfpq_src *s, unsigned flags)
+/* The copying load, apart from ivfpq__native_load so that its 2 KB header
+ * buffer is not on the stack of zero-copy loads (the embedded case). */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static int native_load_copy(ivfpq_index **out, ivfpq_src *s, unsigned flags)
 {
     ivfpq_ld *ld = s->ld;
     const ivfpq_log *log = &ld->log;
@@ -565,26 +570,6 @@ int ivfpq__native_load(ivfpq_index **out, ivfpq_src *s, unsigned flags)
     ivfpq_spec spec;
     sections S;
     int rc;
-    if (s->buf && (flags & IVFPQ_LOAD_ZERO_COPY)) {
-        if (IVFPQ_BIG_ENDIAN)
-            return ivfpq__fail(log, IVFPQ_E_UNSUPPORTED,
-                               "zero-copy load: index files are little-endian and this host is "
-                               "big-endian; load without IVFPQ_LOAD_ZERO_COPY (converts a copy)");
-        if ((uintptr_t)s->buf % IVFPQ_ZERO_COPY_ALIGN)
-            return ivfpq__fail(log, IVFPQ_E_INVALID_ARG,
-                               "zero-copy load: the buffer address is not %d-byte aligned (64 "
-                               "is best); align it or load a copy",
-                               IVFPQ_ZERO_COPY_ALIGN);
-        if ((rc = parse_header(ld, s->buf, s->len, &h))) return rc;
-        if (h.file_bytes > s->len)
-            return ivfpq__fail(log, IVFPQ_E_TRUNCATED,
-                               "truncated at byte %zu: the index has %llu bytes", s->len,
-                               (unsigned long long)h.file_bytes);
-        unsigned char *img = (unsigned char *)(uintptr_t)s->buf; /* never written: no swap */
-        if ((rc = validate(ld, img, &h, flags, 0, &spec, &S))) return rc;
-        return attach(out, ld, &h, &spec, &S, NULL, 1);
-    }
-
     /* copy: header from the source, then everything from the copy */
     unsigned char head[FIXED_BYTES + MAX_SECTIONS * ENTRY_BYTES + SEC_ALIGN];
     size_t have;
@@ -624,6 +609,36 @@ int ivfpq__native_load(ivfpq_index **out, ivfpq_src *s, unsigned flags)
         return rc;
     }
     return attach(out, ld, &h, &spec, &S, img, 0);
+}
+
+int ivfpq__native_load(ivfpq_index **out, ivfpq_src *s, unsigned flags)
+{
+    ivfpq_ld *ld = s->ld;
+    const ivfpq_log *log = &ld->log;
+    hdr h;
+    ivfpq_spec spec;
+    sections S;
+    int rc;
+    if (s->buf && (flags & IVFPQ_LOAD_ZERO_COPY)) {
+        if (IVFPQ_BIG_ENDIAN)
+            return ivfpq__fail(log, IVFPQ_E_UNSUPPORTED,
+                               "zero-copy load: index files are little-endian and this host is "
+                               "big-endian; load without IVFPQ_LOAD_ZERO_COPY (converts a copy)");
+        if ((uintptr_t)s->buf % IVFPQ_ZERO_COPY_ALIGN)
+            return ivfpq__fail(log, IVFPQ_E_INVALID_ARG,
+                               "zero-copy load: the buffer address is not %d-byte aligned (64 "
+                               "is best); align it or load a copy",
+                               IVFPQ_ZERO_COPY_ALIGN);
+        if ((rc = parse_header(ld, s->buf, s->len, &h))) return rc;
+        if (h.file_bytes > s->len)
+            return ivfpq__fail(log, IVFPQ_E_TRUNCATED,
+                               "truncated at byte %zu: the index has %llu bytes", s->len,
+                               (unsigned long long)h.file_bytes);
+        unsigned char *img = (unsigned char *)(uintptr_t)s->buf; /* never written: no swap */
+        if ((rc = validate(ld, img, &h, flags, 0, &spec, &S))) return rc;
+        return attach(out, ld, &h, &spec, &S, NULL, 1);
+    }
+    return native_load_copy(out, s, flags);
 }
 
 /* ============================================================ public */
