@@ -97,7 +97,7 @@ TEST_CFLAGS = $(BASEFLAGS) $(SAN) -Iinclude -Isrc -Itools -Itests $(CFLAGS) $(CP
 TEST_LIBS = -lcmocka -lm -lpthread
 
 .PHONY: all lib cli test test-cli test-be demo io-bench clean install uninstall help check-cmocka \
-        run-tests FORCE test-neon neon-deps bench-kernels bench-search
+        run-tests FORCE test-neon neon-deps bench-kernels bench-search bench-rvc
 
 all: $(if $(EMBEDDED),$(STATIC),lib $(CLI) $(BUILD)/demo) ## build the library, the ivfpq tool and the demo
 
@@ -445,3 +445,11 @@ stack-report: ## worst-case stack use per entry point (host and Cortex-M7 embedd
 	+@$(call make-embedded,$(BUILD)/stack-m7,$(M7_CC),arm-none-eabi-ar,$(M7_FLAGS) -fcallgraph-info=su)
 	@echo "== stack, embedded core, cortex-m7 (bytes)"
 	@python3 tests/stack_report.py $(BUILD)/stack-m7/obj $(STACK_ENTRIES)
+
+# RVC's retrieval step (issue 8): chunk latency and 8-NN recall, see bench/RESULTS.md
+$(BUILD)/bench_rvc: bench/bench_rvc.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+BENCH_RVC_ARGS ?=
+bench-rvc: $(BUILD)/bench_rvc ## RVC chunk latency + recall, N = 50k/200k/1M, d = 256/768 (long: see bench/RESULTS.md)
+	nice ./$(BUILD)/bench_rvc $(BENCH_RVC_ARGS)
