@@ -206,7 +206,7 @@ test-be: $(BUILD)/tests/io_tool ## index files on big-endian s390x (cross gcc + 
 RUN ?=
 TEST_SKIP ?=
 TEST_RUN_BINS = $(filter-out $(addprefix $(BUILD)/tests/,$(TEST_SKIP)),$(TEST_BINS))
-test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, faiss interop, fuzz corpus replay, CLI tests (once)
+test: check-cmocka $(TEST_BINS) $(SHARED) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_tool $(FUZZ_REPLAYS) $(CLI) $(BUILD)/tests/cli_check ## unit tests at every SIMD level, faiss interop, fuzz corpus replay, CLI tests (once)
 	@set -e; levels=$$($(RUN) $(BUILD)/tests/simd_levels); \
 	[ -n "$$levels" ] || { echo "FAILED: $(BUILD)/tests/simd_levels listed no level"; exit 1; }; \
 	for lvl in $$levels; do \
@@ -218,6 +218,7 @@ test: check-cmocka $(TEST_BINS) $(BUILD)/tests/simd_levels $(BUILD)/tests/io_too
 	else \
 	  echo "== faiss interop SKIPPED: $(PYTHON_FAISS) cannot import faiss (apt-get install python3-faiss python3-numpy)"; \
 	fi
+	@$(MAKE) --no-print-directory test-python
 	@$(MAKE) --no-print-directory fuzz-replay
 	@if [ -z "$(RUN)" ]; then echo "== command-line tool"; sh tests/cli_test.sh $(BUILD) || { echo "FAILED: tests/cli_test.sh"; exit 1; }; fi
 	@if [ -z "$(RUN)" ]; then echo "== embedded core and example"; $(MAKE) --no-print-directory examples || { echo "FAILED: make examples"; exit 1; }; fi
@@ -453,3 +454,16 @@ $(BUILD)/bench_rvc: bench/bench_rvc.c $(TOOL_OBJS) $(STATIC)
 BENCH_RVC_ARGS ?=
 bench-rvc: $(BUILD)/bench_rvc ## RVC chunk latency + recall, N = 50k/200k/1M, d = 256/768 (long: see bench/RESULTS.md)
 	nice ./$(BUILD)/bench_rvc $(BENCH_RVC_ARGS)
+
+# The Python module (python/ivfpq) over this build's libivfpq.so; skipped for
+# cross builds (RUN) and sanitizer builds (the interpreter cannot load them).
+.PHONY: test-python
+test-python: $(SHARED) ## the Python module's tests (tests/python, numpy; faiss parts when installed)
+	@if [ -n "$(RUN)$(SAN)" ]; then \
+	  echo "== python module SKIPPED: cross or sanitizer build"; \
+	elif $(PYTHON_FAISS) -c "import numpy" >/dev/null 2>&1; then \
+	  echo "== python module"; \
+	  PYTHONPATH=python IVFPQ_LIBRARY=$(abspath $(SHARED)) $(PYTHON_FAISS) -m unittest discover -s tests/python || exit 1; \
+	else \
+	  echo "== python module SKIPPED: $(PYTHON_FAISS) cannot import numpy (Debian: apt-get install python3-numpy)"; \
+	fi

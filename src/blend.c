@@ -110,6 +110,24 @@ static int blend_weights(const float *s, const uint64_t *where, size_t k, float 
     return 1;
 }
 
+/* Element-wise loops over restrict rows: gcc -O2 vectorizes them; each
+ * element's operations stay those of numpy (no FMA: -ffp-contract=off). */
+static void axpy(float *restrict acc, const float *restrict y, float a, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        float p = y[j] * a;
+        acc[j] = acc[j] + p;
+    }
+}
+
+static void mix(float *restrict acc, const float *restrict x, float rf, float rq, size_t d)
+{
+    for (size_t j = 0; j < d; j++) {
+        float a = rf * acc[j], b = rq * x[j];
+        acc[j] = a + b;
+    }
+}
+
 static void blend_query(const ivfpq_index *idx, const ivfpq_kernels *K, const float *x,
                         size_t k, const float *dist, const uint64_t *where, float rf,
                         float rq, float *w, float *s, float *acc, float *out)
@@ -137,17 +155,10 @@ static void blend_query(const ivfpq_index *idx, const ivfpq_kernels *K, const fl
         if (where[i] == UINT64_MAX) continue;
         ivfpq_list_view v;
         ivfpq__list_get(idx, (size_t)(where[i] >> 32), &v);
-        const float *y = v.vecs + (size_t)(where[i] & 0xffffffffu) * d;
-        float wi = w[i];
-        for (size_t j = 0; j < d; j++) {
-            float p = y[j] * wi;
-            acc[j] = acc[j] + p;
-        }
+        axpy(acc, v.vecs + (size_t)(where[i] & 0xffffffffu) * d, w[i], d);
     }
-    for (size_t j = 0; j < d; j++) {
-        float a = rf * acc[j], b = rq * x[j];
-        out[j] = a + b;
-    }
+    mix(acc, x, rf, rq, d);
+    memcpy(out, acc, d * sizeof(float)); /* out may be x */
 }
 
 static const ivfpq_search_params default_params = IVFPQ_SEARCH_PARAMS_DEFAULT;
