@@ -29,7 +29,8 @@ typedef struct plan {
     size_t P;        /* lists probed per query */
     size_t kb;       /* heap capacity per query (k, or k * k_factor with RFlat) */
     int ivf, pq, resid_l2, resid_ip;
-    size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_ht, o_hr, o_hn;
+    size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_ht, o_hr, o_hn, o_cnt;
+    int count_sort;  /* (round, list) order by counting instead of a comparison sort */
     size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile, o_sums;
     size_t total;
 } plan;
@@ -89,6 +90,9 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     ok &= reserve(&t, &pl->o_plist, CP, sizeof(int32_t));
     ok &= reserve(&t, &pl->o_pdist, CP, sizeof(float));
     ok &= reserve(&t, &pl->o_items, CP, sizeof(uint64_t));
+    /* counters for 2 rounds x nlist lists, unless they would outweigh the items */
+    pl->count_sort = pl->ivf && idx->nlist <= ((size_t)1 << 16) && idx->nlist <= 2 * CP + 4096;
+    if (pl->count_sort) ok &= reserve(&t, &pl->o_cnt, 2 * idx->nlist + 1, sizeof(uint32_t));
     if (pl->ivf)
         ok &= reserve(&t, &pl->o_cscratch, ivfpq__coarse_scratch_floats(C, idx->nlist), sizeof(float));
     size_t Ckb;
@@ -125,6 +129,7 @@ typedef struct chunk {
     int32_t *plist;
     float *pdist;
     uint64_t *items;
+    uint32_t *cnt;       /* [2 * nlist + 1] with count_sort */
     float *cscratch, *hk;
     uint64_t *ht, *hr;
     size_t *hn;
@@ -507,9 +512,24 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
      * FastScan lanes pass the threshold and far fewer top-k updates happen
      * (the kept set does not depend on the order, see topk.h). Bit 63 is
      * the round; list ids are < 2^31. */
-    for (size_t i = 0; i < ni; i++)
-        ch->items[i] = ((uint64_t)(i % P != 0) << 63) | ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
-    sort_u64(ch->items, ni);
+    if (pl->count_sort) {
+        /* counting sort by (round, list): stable, so items come out in the
+         * same (round, list, i) order as the comparison sort below */
+        size_t nl = idx->nlist;
+        uint32_t *cnt = ch->cnt;
+        memset(cnt, 0, (2 * nl + 1) * sizeof(uint32_t));
+        for (size_t i = 0; i < ni; i++) cnt[1 + (i % P != 0) * nl + (size_t)ch->plist[i]]++;
+        for (size_t b = 1; b <= 2 * nl; b++) cnt[b] += cnt[b - 1];
+        for (size_t i = 0; i < ni; i++) {
+            size_t r = i % P != 0;
+            ch->items[cnt[r * nl + (size_t)ch->plist[i]]++] =
+                ((uint64_t)r << 63) | ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
+        }
+    } else {
+        for (size_t i = 0; i < ni; i++)
+            ch->items[i] = ((uint64_t)(i % P != 0) << 63) | ((uint64_t)(uint32_t)ch->plist[i] << 32) | i;
+        sort_u64(ch->items, ni);
+    }
     memset(ch->hn, 0, cn * sizeof(size_t));
     if (pl->pq && !pl->resid_l2)
         for (size_t i = 0; i < cn; i++) {
@@ -605,6 +625,7 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
     ch.plist = (int32_t *)(void *)(w + pl.o_plist);
     ch.pdist = (float *)(void *)(w + pl.o_pdist);
     ch.items = (uint64_t *)(void *)(w + pl.o_items);
+    if (pl.count_sort) ch.cnt = (uint32_t *)(void *)(w + pl.o_cnt);
     if (pl.ivf) ch.cscratch = (float *)(void *)(w + pl.o_cscratch);
     ch.hk = (float *)(void *)(w + pl.o_hk);
     ch.ht = (uint64_t *)(void *)(w + pl.o_ht);
