@@ -66,12 +66,113 @@ static void heap_sort(float *d, int32_t *l, size_t n)
     }
 }
 
+/* ------------------------------------------ top-nprobe by bucket selection
+ * For SEL_MIN <= nprobe <= SEL_MAX, a heap takes ~nprobe * ln(nlist / nprobe)
+ * data-dependent replacements per row (11% of the search time at nprobe 64;
+ * below 32 probes the heap is as fast).
+ * Instead, each tile row is appended to the row's kept entries; a 256-bucket
+ * histogram over [min, max] finds the bucket holding the nprobe-th smallest,
+ * the entries above it are dropped (they are strictly worse than every
+ * entry kept, as the bucket index is monotone in the distance), and the few
+ * left are sorted by (distance, list), the heap's order. NaN counts as +inf
+ * here, so the result is the heap's for any finite distances. */
+#define SEL_MIN 32
+#define SEL_MAX 128
+
+typedef struct cand { float d; int32_t l; } cand;
+
+static inline int cand_lt(cand a, cand b) { return a.d < b.d || (a.d == b.d && a.l < b.l); }
+
+static void cand_sort(cand *a, size_t n)
+{
+    while (n > 16) { /* quicksort: recurse on the smaller part, loop on the larger */
+        size_t mid = n / 2, hi = n - 1, st = 0;
+        cand t;
+        if (cand_lt(a[mid], a[0])) t = a[mid], a[mid] = a[0], a[0] = t;
+        if (cand_lt(a[hi], a[0])) t = a[hi], a[hi] = a[0], a[0] = t;
+        if (cand_lt(a[mid], a[hi])) t = a[mid], a[mid] = a[hi], a[hi] = t;
+        cand pv = a[hi];
+        for (size_t i = 0; i < hi; i++)
+            if (cand_lt(a[i], pv)) t = a[i], a[i] = a[st], a[st++] = t;
+        a[hi] = a[st];
+        a[st] = pv;
+        if (st < n - st - 1) {
+            cand_sort(a, st);
+            a += st + 1;
+            n -= st + 1;
+        } else {
+            cand_sort(a + st + 1, n - st - 1);
+            n = st;
+        }
+    }
+    for (size_t i = 1; i < n; i++) {
+        cand v = a[i];
+        size_t j = i;
+        for (; j > 0 && cand_lt(v, a[j - 1]); j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+static inline uint32_t bucket_of(float dv, float mn, float scale)
+{
+    float t = (dv - mn) * scale;
+    return t > 0.0f ? (t < 255.0f ? (uint32_t)t : 255u) : 0u;
+}
+
+/* Offers one tile row (lists c0..c0+tc) to a row's sorted kept entries
+ * hd/hl (*n of them); buf holds SEL_MAX + TILE_C entries. */
+static void row_select(const float *row, size_t tc, size_t c0, const float *cnorms,
+                       int metric_ip, size_t nprobe, float *hd, int32_t *hl, size_t *n,
+                       cand *buf)
+{
+    size_t m = *n;
+    float mn = INFINITY, mx = -INFINITY;
+    for (size_t j = 0; j < m; j++) {
+        buf[j].d = hd[j];
+        buf[j].l = hl[j];
+        mn = hd[j] < mn ? hd[j] : mn;
+        mx = hd[j] > mx ? hd[j] : mx;
+    }
+    for (size_t c = 0; c < tc; c++, m++) {
+        float dot = row[c], two = dot + dot;
+        float dv = metric_ip ? -dot : cnorms[c0 + c] - two;
+        if (dv != dv) dv = INFINITY;
+        buf[m].d = dv;
+        buf[m].l = (int32_t)(c0 + c);
+        mn = dv < mn ? dv : mn;
+        mx = dv > mx ? dv : mx;
+    }
+    float span = mx - mn;
+    if (m > nprobe && span > 0.0f && span <= 3.0e38f) {
+        float scale = 255.0f / span;
+        uint32_t h[256];
+        memset(h, 0, sizeof h);
+        for (size_t j = 0; j < m; j++) h[bucket_of(buf[j].d, mn, scale)]++;
+        uint32_t b = 0;
+        size_t below = 0;
+        while (below + h[b] < nprobe) below += h[b++];
+        size_t w = 0;
+        for (size_t j = 0; j < m; j++)
+            if (bucket_of(buf[j].d, mn, scale) <= b) buf[w++] = buf[j];
+        m = w;
+    }
+    cand_sort(buf, m);
+    if (m > nprobe) m = nprobe;
+    for (size_t j = 0; j < m; j++) {
+        hd[j] = buf[j].d;
+        hl[j] = buf[j].l;
+    }
+    *n = m;
+}
+
 void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cents,
                           const float *cnorms, size_t nlist, int metric_ip, size_t nprobe,
                           int32_t *lists, float *dists, float *scratch)
 {
     const ivfpq_kernels *K = ivfpq__kernels();
     if (nprobe > nlist) nprobe = nlist;
+    int sel = nprobe >= SEL_MIN && nprobe <= SEL_MAX;
+    cand buf[SEL_MAX + TILE_C];
     for (size_t i0 = 0; i0 < nx; i0 += TILE_X) {
         size_t tx = nx - i0 < TILE_X ? nx - i0 : TILE_X;
         size_t filled[TILE_X] = {0};
@@ -82,6 +183,10 @@ void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cent
                 float *hd = dists + (i0 + i) * nprobe;
                 int32_t *hl = lists + (i0 + i) * nprobe;
                 const float *row = scratch + i * tc;
+                if (sel) {
+                    row_select(row, tc, c0, cnorms, metric_ip, nprobe, hd, hl, &filled[i], buf);
+                    continue;
+                }
                 size_t n = filled[i], c = 0;
                 for (; c < tc && n < nprobe; c++, n++) {
                     float dot = row[c], two = dot + dot;
@@ -105,7 +210,7 @@ void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cent
                 filled[i] = n;
             }
         }
-        for (size_t i = 0; i < tx; i++)
+        for (size_t i = 0; i < tx && !sel; i++) /* selected rows are sorted already */
             heap_sort(dists + (i0 + i) * nprobe, lists + (i0 + i) * nprobe, nprobe);
     }
 }
