@@ -467,3 +467,11 @@ test-python: $(SHARED) ## the Python module's tests (tests/python, numpy; faiss 
 	else \
 	  echo "== python module SKIPPED: $(PYTHON_FAISS) cannot import numpy (Debian: apt-get install python3-numpy)"; \
 	fi
+
+# the worked example of docs/EMBEDDING.md: memory figures and one-query latency
+$(BUILD)/embedded_bench: bench/embedded_bench.c $(TOOL_OBJS) $(STATIC)
+	$(CC) $(BENCH_CFLAGS) -o $@ $< $(TOOL_OBJS) $(STATIC) $(LDFLAGS) -lm
+
+.PHONY: bench-embedded
+bench-embedded: $(BUILD)/embedded_bench ## 65,536 x 256-d IVF1024,PQ128x4fs: bytes and one-query latency
+	./$(BUILD)/embedded_bench
