@@ -402,15 +402,22 @@ embedded-cross: ## the core for aarch64 and Cortex-M7 (scalar): build, check, si
 	@aarch64-linux-gnu-size -t $(BUILD)/embedded-aarch64/libivfpq.a | tail -1
 	@arm-none-eabi-size -t $(BUILD)/embedded-m7/libivfpq.a | tail -1
 	@arm-none-eabi-size $(EX)/search_const.m7.elf | tail -1
+	@arm-none-eabi-nm --defined-only $(BUILD)/embedded-m7/libivfpq.a > $(EX)/m7-lib.syms
+	@arm-none-eabi-nm -S --radix=d --defined-only $(EX)/search_const.m7.elf | \
+	  awk 'NR == FNR { if (NF == 3) lib[$$3] = 1; next } ($$3 ~ /[tTrR]/ && $$4 in lib) { n += $$2 + 0 } \
+	       END { printf "library code and constants linked into the example: %d bytes\n", n }' \
+	  $(EX)/m7-lib.syms -
 
 embedded-size: ## archive size (text+data+bss) per target, scalar only and with SIMD
 	@set -e; printf '%-26s %8s %8s %8s\n' configuration text data bss; \
 	for c in "x86-64-scalar $(CC) $(AR) size SIMD_OFF=1" "x86-64-simd $(CC) $(AR) size" \
 	         "aarch64-scalar $(A64_CC) aarch64-linux-gnu-ar aarch64-linux-gnu-size SIMD_OFF=1" \
 	         "aarch64-neon $(A64_CC) aarch64-linux-gnu-ar aarch64-linux-gnu-size" \
-	         "cortex-m7-scalar $(M7_CC) arm-none-eabi-ar arm-none-eabi-size"; do \
+	         "cortex-m7-scalar $(M7_CC) arm-none-eabi-ar arm-none-eabi-size" \
+	         "cortex-m7-nofaiss $(M7_CC) arm-none-eabi-ar arm-none-eabi-size"; do \
 	  set -- $$c; name=$$1 cc=$$2 ar=$$3 sz=$$4; shift 4; \
-	  case $$name in aarch64*) fl="$(A64_FLAGS)";; cortex*) fl="$(M7_FLAGS)";; *) fl=;; esac; \
+	  case $$name in aarch64*) fl="$(A64_FLAGS)";; *nofaiss) fl="$(M7_FLAGS) -DIVFPQ_NO_FAISS";; \
+	    cortex*) fl="$(M7_FLAGS)";; *) fl=;; esac; \
 	  $(MAKE) --no-print-directory -s EMBEDDED=1 SAN= BUILD=$(BUILD)/size-$$name CC=$$cc AR=$$ar \
 	    CFLAGS="$$fl" "$$@" $(BUILD)/size-$$name/libivfpq.a >/dev/null; \
 	  $$sz -t $(BUILD)/size-$$name/libivfpq.a | tail -1 | \
