@@ -312,12 +312,12 @@ static const char *dtype_name(const char *descr)
 }
 
 /* want: VEC_FLOAT32 accepts '<f4'; VEC_INT32 accepts '<i4' and '<i8'. */
-static int read_npy(const char *path, vec_dtype want, vec_matrix *out, char *err, size_t errlen)
+/* The parsers below take ownership of b (size bytes + 1 spare, malloc'd)
+ * and convert in place: files and buffers go through the same code. */
+static int parse_npy(const char *path, unsigned char *b, size_t size, vec_dtype want, vec_matrix *out,
+                     char *err, size_t errlen)
 {
-    unsigned char *b;
-    size_t size;
-    int rc = read_all(path, &b, &size, err, errlen);
-    if (rc) return rc;
+    int rc;
     if ((rc = check_lfs(path, b, size, err, errlen))) goto bad;
     npy_header h;
     if ((rc = parse_npy_header(path, b, size, &h, err, errlen))) goto bad;
@@ -398,15 +398,20 @@ bad:
     return rc;
 }
 
-/* ------------------------------------------------------ .fvecs / .ivecs */
-
-static int read_vecs(const char *path, size_t esize, vec_dtype type, vec_matrix *out, char *err,
-                     size_t errlen)
+static int read_npy(const char *path, vec_dtype want, vec_matrix *out, char *err, size_t errlen)
 {
     unsigned char *b;
     size_t size;
     int rc = read_all(path, &b, &size, err, errlen);
-    if (rc) return rc;
+    return rc ? rc : parse_npy(path, b, size, want, out, err, errlen);
+}
+
+/* ------------------------------------------------------ .fvecs / .ivecs */
+
+static int parse_vecs(const char *path, unsigned char *b, size_t size, size_t esize, vec_dtype type,
+                      vec_matrix *out, char *err, size_t errlen)
+{
+    int rc;
     if ((rc = check_lfs(path, b, size, err, errlen))) goto bad;
     if (size >= 6 && !memcmp(b, "\x93NUMPY", 6)) {
         rc = fail(err, errlen, VEC_E_INPUT, path, "is a .npy file, not TEXMEX .%cvecs: rename it to .npy",
@@ -449,15 +454,21 @@ bad:
     return rc;
 }
 
-/* ------------------------------------------------------ .fbin / .ibin */
-
-static int read_bin(const char *path, size_t esize, vec_dtype type, vec_matrix *out, char *err,
-                    size_t errlen)
+static int read_vecs(const char *path, size_t esize, vec_dtype type, vec_matrix *out, char *err,
+                     size_t errlen)
 {
     unsigned char *b;
     size_t size;
     int rc = read_all(path, &b, &size, err, errlen);
-    if (rc) return rc;
+    return rc ? rc : parse_vecs(path, b, size, esize, type, out, err, errlen);
+}
+
+/* ------------------------------------------------------ .fbin / .ibin */
+
+static int parse_bin(const char *path, unsigned char *b, size_t size, size_t esize, vec_dtype type,
+                     vec_matrix *out, char *err, size_t errlen)
+{
+    int rc;
     if ((rc = check_lfs(path, b, size, err, errlen))) goto bad;
     if (size < 8) {
         rc = fail(err, errlen, VEC_E_INPUT, path, "truncated at byte %zu: no 8-byte (n, d) header", size);
@@ -490,6 +501,15 @@ static int read_bin(const char *path, size_t esize, vec_dtype type, vec_matrix *
 bad:
     free(b);
     return rc;
+}
+
+static int read_bin(const char *path, size_t esize, vec_dtype type, vec_matrix *out, char *err,
+                    size_t errlen)
+{
+    unsigned char *b;
+    size_t size;
+    int rc = read_all(path, &b, &size, err, errlen);
+    return rc ? rc : parse_bin(path, b, size, esize, type, out, err, errlen);
 }
 
 /* ------------------------------------------------------- directories */
@@ -612,6 +632,31 @@ int vec_read_int(const char *path, vec_matrix *out, char *err, size_t errlen)
     default:
         return fail(err, errlen, VEC_E_INPUT, path, "holds float vectors, expected int32 ids (.ivecs, .ibin, .npy)");
     }
+}
+
+int vec_read_buffer(const char *name, vec_format fmt, vec_dtype want, const void *data, size_t size,
+                    vec_matrix *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    static const struct { vec_format fmt; vec_dtype type; size_t esize; } kinds[] = {
+        {VEC_FMT_NPY, VEC_FLOAT32, 4},   {VEC_FMT_NPY, VEC_INT32, 4},
+        {VEC_FMT_FVECS, VEC_FLOAT32, 4}, {VEC_FMT_IVECS, VEC_INT32, 4},
+        {VEC_FMT_BVECS, VEC_FLOAT32, 1}, {VEC_FMT_FBIN, VEC_FLOAT32, 4},
+        {VEC_FMT_IBIN, VEC_INT32, 4},    {VEC_FMT_U8BIN, VEC_FLOAT32, 1},
+    };
+    size_t k = 0;
+    while (k < sizeof kinds / sizeof kinds[0] && (kinds[k].fmt != fmt || kinds[k].type != want)) k++;
+    if (k == sizeof kinds / sizeof kinds[0])
+        return fail(err, errlen, VEC_E_INPUT, name, "%s does not hold %s", vec_format_name(fmt),
+                    want == VEC_FLOAT32 ? "float vectors" : "int32 ids");
+    if (size && !data) return fail(err, errlen, VEC_E_INPUT, name, "no data");
+    unsigned char *b = malloc(size + 1);
+    if (!b) return fail(err, errlen, VEC_E_NOMEM, name, "out of memory for %zu bytes", size);
+    if (size) memcpy(b, data, size);
+    if (fmt == VEC_FMT_NPY) return parse_npy(name, b, size, want, out, err, errlen);
+    if (fmt == VEC_FMT_FVECS || fmt == VEC_FMT_IVECS || fmt == VEC_FMT_BVECS)
+        return parse_vecs(name, b, size, kinds[k].esize, want, out, err, errlen);
+    return parse_bin(name, b, size, kinds[k].esize, want, out, err, errlen);
 }
 
 int vec_read_fvecs(const char *path, vec_matrix *out, char *err, size_t errlen)

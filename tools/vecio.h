@@ -63,6 +63,12 @@ int vec_read_int(const char *path, vec_matrix *out, char *err, size_t errlen);
 int vec_write(const char *path, vec_dtype type, const void *x, size_t n, size_t d, char *err,
               size_t errlen);
 
+/* The same parsers on bytes in memory (for fuzzing, embedded data): fmt is
+ * one of the file formats above (not DIR), want the type to produce; name
+ * only labels the error messages. data is copied, never modified. */
+int vec_read_buffer(const char *name, vec_format fmt, vec_dtype want, const void *data, size_t size,
+                    vec_matrix *out, char *err, size_t errlen);
+
 /* Older entry points, kept for the tools written against them. */
 int vec_read_fvecs(const char *path, vec_matrix *out, char *err, size_t errlen);
 int vec_read_ivecs(const char *path, vec_matrix *out, char *err, size_t errlen);
