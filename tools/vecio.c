@@ -268,6 +268,9 @@ static int parse_npy_header(const char *path, const unsigned char *b, size_t siz
     size_t dl = 0;
     while (v < he && *v != quote && dl + 1 < sizeof h->descr) h->descr[dl++] = *v++;
     if (v >= he || *v != quote) return fail(err, errlen, VEC_E_INPUT, path, "bad .npy header: 'descr'");
+    for (size_t i = 0; i < dl; i++) /* it is quoted in messages: printable only, one line */
+        if (h->descr[i] < 0x20 || h->descr[i] > 0x7e)
+            return fail(err, errlen, VEC_E_INPUT, path, "bad .npy header: 'descr' has a control character");
 
     v = npy_value(hs, he, "fortran_order");
     if (!v) return fail(err, errlen, VEC_E_INPUT, path, "bad .npy header: no 'fortran_order'");
