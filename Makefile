@@ -254,7 +254,9 @@ fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	  ./$(BUILD)/fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=tests/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
-	    2>&1 | grep -E '^(stat::|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' ; \
+	    > $(BUILD)/fuzz/$$t.log 2>&1 || echo "   CRASH: see $(BUILD)/fuzz/$$t.log and tests/fuzz/crashes/$$t/"; \
+	  grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' \
+	    $(BUILD)/fuzz/$$t.log; \
 	done
 
 # ------------------------------------------------------------ sanitizers
@@ -482,3 +484,21 @@ $(BUILD)/embedded_bench: bench/embedded_bench.c $(TOOL_OBJS) $(STATIC)
 .PHONY: bench-embedded
 bench-embedded: $(BUILD)/embedded_bench ## 65,536 x 256-d IVF1024,PQ128x4fs: bytes and one-query latency
 	./$(BUILD)/embedded_bench
+
+# ------------------------------------------------------------- coverage
+# Line coverage of src/ by `make test` (unit tests at every SIMD level,
+# fuzz corpus replay, faiss interop, CLI tests): gcc --coverage at -O0,
+# then gcov; prints each file's line % and the total (docs/TESTING.md).
+COV_BUILD := $(BUILD)/cov
+.PHONY: coverage
+coverage: ## line coverage of src/ by the test suite (gcc --coverage + gcov)
+	@mkdir -p $(COV_BUILD)/obj
+	@find $(COV_BUILD) -name '*.gcda' -delete
+	$(MAKE) --no-print-directory BUILD=$(COV_BUILD) CC=gcc OPT="-O0 -g" SAN="--coverage" test >$(COV_BUILD)/test.log 2>&1 || \
+	  { tail -n 30 $(COV_BUILD)/test.log; exit 1; }
+	@gcov -n -o $(COV_BUILD)/obj $(LIB_SRCS) 2>/dev/null | awk ' \
+	  /^File / { f = $$2; gsub("\047", "", f); next } \
+	  /^Lines executed:/ && f ~ /^src\// && !(f in seen) { seen[f] = 1; \
+	    split($$2, a, ":"); pct = a[2] + 0; n = $$4; hit = pct * n / 100; \
+	    printf "  %-28s %6.1f%% of %5d lines\n", f, pct, n; T += n; H += hit } \
+	  END { printf "src/ total: %.1f%% of %d lines\n", 100 * H / T, T }'
