@@ -26,6 +26,8 @@
  *          [--nprobe-flat 1,2,4] [--nprobe-pq 1,2,4,8,16] [--k-factor 4]
  *          [--train-points T] [--coarse-niter I] [--min-time S] [--seed S]
  *          [--csv FILE] (appends one line per measurement)
+ *          [--dump DIR] (only write each set as DIR/N-d/{base,query,gt}.npy, for
+ *                        bench/bench_rvc_faiss.py: faiss on the same vectors)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -36,6 +38,9 @@
 
 #include "ivfpq.h"
 #include "synth.h"
+#include "vecio.h"
+
+#include <sys/stat.h>
 
 #define CHUNK 200
 #define K 8
@@ -206,6 +211,7 @@ int main(int argc, char **argv)
     size_t npf[MAXL] = {1, 2, 4}, nnpf = 3;
     size_t npq[MAXL] = {1, 2, 4, 8, 16}, nnpq = 5;
     cfg c = {10, 0, 0, 1.0, 4.0, 1234, NULL};
+    const char *dump = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -222,6 +228,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--coarse-niter")) c.coarse_niter = atoi(v);
         else if (!strcmp(a, "--min-time")) c.min_time = atof(v);
         else if (!strcmp(a, "--k-factor")) c.k_factor = atof(v);
+        else if (!strcmp(a, "--dump")) dump = v;
         else if (!strcmp(a, "--seed")) c.seed = (uint64_t)strtoull(v, NULL, 10);
         else if (!strcmp(a, "--csv")) {
             if (!(c.csv = fopen(v, "a"))) {
@@ -262,6 +269,30 @@ int main(int argc, char **argv)
                    1e3 * tgt / (double)c.chunks);
             ivfpq_free(flat);
             free(gd);
+            if (dump) {
+                char path[4096], err[256];
+                int32_t *gt32 = xmalloc(nq * K * sizeof(int32_t));
+                for (size_t i = 0; i < nq * K; i++) gt32[i] = (int32_t)gt[i];
+                mkdir(dump, 0777);
+                snprintf(path, sizeof path, "%s/%zu-%zu", dump, N, d);
+                mkdir(path, 0777);
+                const char *names[3] = {"base", "query", "gt"};
+                for (int f = 0; f < 3; f++) {
+                    snprintf(path, sizeof path, "%s/%zu-%zu/%s.npy", dump, N, d, names[f]);
+                    int wrc = f == 2 ? vec_write(path, VEC_INT32, gt32, nq, K, err, sizeof err)
+                                     : vec_write(path, VEC_FLOAT32, f ? xq : x, f ? nq : N, d, err,
+                                                 sizeof err);
+                    if (wrc) {
+                        fprintf(stderr, "bench_rvc: %s\n", err);
+                        return 1;
+                    }
+                }
+                printf("# wrote %s/%zu-%zu/{base,query,gt}.npy\n", dump, N, d);
+                free(gt32);
+                free(gt);
+                free(x);
+                continue;
+            }
             char spec[64];
             size_t nl_rvc = (size_t)(16.0 * sqrt((double)N));
             if (N / 39 < nl_rvc) nl_rvc = N / 39;
