@@ -56,7 +56,10 @@ def median_chunk_ms(fn, xq, min_time):
 def run(spec, xb, xq, gt, nprobes, args, csv):
     N, d = xb.shape
     index = faiss.index_factory(d, spec)
-    ivf = faiss.extract_index_ivf(index)
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:  # faiss 1.7.3 does not look through IndexRefineFlat
+        ivf = faiss.extract_index_ivf(faiss.downcast_index(index.base_index))
     ivf.cp.niter = 10
     nt = min(N, args.train_points) if args.train_points else N
     xt = xb[np.sort(np.random.default_rng(1).choice(N, nt, replace=False))] if nt < N else xb
@@ -97,6 +100,9 @@ def main():
     ap.add_argument("--k-factor", type=float, default=4.0)
     ap.add_argument("--train-points", type=int, default=200000)
     ap.add_argument("--min-time", type=float, default=1.0)
+    ap.add_argument("--kinds", default="rvc,pq4,pq1",
+                    help="rvc: IVF{min(16 sqrt N, N/39)},Flat; pq4 / pq1: IVF{4 sqrt N} / "
+                         "IVF{sqrt N},PQ{d/2}x4fs,RFlat")
     ap.add_argument("--only", help="comma-separated N-d subdirectories (default: all)")
     ap.add_argument("--csv")
     args = ap.parse_args()
@@ -116,9 +122,13 @@ def main():
         xq = np.load(os.path.join(base, "query.npy"))
         gt = np.load(os.path.join(base, "gt.npy"))
         N, d = xb.shape
-        run("IVF%d,Flat" % min(int(16 * np.sqrt(N)), N // 39), xb, xq, gt, npf, args, csv)
-        run("IVF%d,PQ%dx4fs,RFlat" % (int(4 * np.sqrt(N)), d // 2), xb, xq, gt, npq, args, csv)
-        run("IVF%d,PQ%dx4fs,RFlat" % (int(np.sqrt(N)), d // 2), xb, xq, gt, npq, args, csv)
+        kinds = args.kinds.split(",")
+        if "rvc" in kinds:
+            run("IVF%d,Flat" % min(int(16 * np.sqrt(N)), N // 39), xb, xq, gt, npf, args, csv)
+        if "pq4" in kinds:
+            run("IVF%d,PQ%dx4fs,RFlat" % (int(4 * np.sqrt(N)), d // 2), xb, xq, gt, npq, args, csv)
+        if "pq1" in kinds:
+            run("IVF%d,PQ%dx4fs,RFlat" % (int(np.sqrt(N)), d // 2), xb, xq, gt, npq, args, csv)
     if csv:
         csv.close()
 
