@@ -444,7 +444,8 @@ examples: embedded-check $(EX)/example_index.c ## search a const-array index wit
 # Worst-case stack of each entry point (sum of frames along the deepest call
 # chain, GCC -fcallgraph-info=su): the embedded core on this host (every SIMD
 # level's kernels counted) and on Cortex-M7.
-STACK_ENTRIES ?= ivfpq_search_ws ivfpq_search ivfpq_search_workspace_size ivfpq_load_from_buffer \
+STACK_ENTRIES ?= ivfpq_search_ws ivfpq_search ivfpq_search_blend_ws ivfpq_search_blend \
+  ivfpq_search_workspace_size ivfpq_load_from_buffer \
   ivfpq_load_from_buffer~native_load_copy~ivfpq__faiss_load ivfpq_load_static \
   ivfpq_footprint_of ivfpq_index_factory ivfpq_train ivfpq_add ivfpq_save ivfpq_free
 .PHONY: stack-report

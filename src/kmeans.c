@@ -17,10 +17,18 @@
 #define TILE_C 512    /* centroids per kernel call: a block stays in L2 */
 #define GATHER 256    /* rows gathered per assignment step */
 
-size_t ivfpq__coarse_scratch_floats(size_t nx, size_t nlist)
+static size_t tile_floats(size_t nx, size_t nlist)
 {
     size_t tx = nx < TILE_X ? nx : TILE_X, tc = nlist < TILE_C ? nlist : TILE_C;
     return tx * tc;
+}
+
+/* (the selection buffer of row_select, below, comes after the tile) */
+static size_t sel_cands(size_t nlist);
+
+size_t ivfpq__coarse_scratch_floats(size_t nx, size_t nlist)
+{
+    return tile_floats(nx, nlist) + 2 * sel_cands(nlist); /* a cand is 2 floats' bytes */
 }
 
 /* worse-than for (dist, list) pairs: larger dist, then larger list id */
@@ -80,6 +88,16 @@ static void heap_sort(float *d, int32_t *l, size_t n)
 #define SEL_MAX 128
 
 typedef struct cand { float d; int32_t l; } cand;
+_Static_assert(sizeof(cand) == 2 * sizeof(float), "a cand takes 2 floats of scratch");
+
+/* Candidates row_select holds at once: kept entries (<= nprobe) + a tile
+ * row. In the caller's scratch, not on the stack (5 KB: embedded stacks
+ * are small, docs/EMBEDDING.md); none below SEL_MIN lists. */
+static size_t sel_cands(size_t nlist)
+{
+    if (nlist < SEL_MIN) return 0;
+    return (nlist < SEL_MAX ? nlist : SEL_MAX) + (nlist < TILE_C ? nlist : TILE_C);
+}
 
 static inline int cand_lt(cand a, cand b) { return a.d < b.d || (a.d == b.d && a.l < b.l); }
 
@@ -120,7 +138,7 @@ static inline uint32_t bucket_of(float dv, float mn, float scale)
 }
 
 /* Offers one tile row (lists c0..c0+tc) to a row's sorted kept entries
- * hd/hl (*n of them); buf holds SEL_MAX + TILE_C entries. */
+ * hd/hl (*n of them); buf holds sel_cands(nlist) entries. */
 static void row_select(const float *row, size_t tc, size_t c0, const float *cnorms,
                        int metric_ip, size_t nprobe, float *hd, int32_t *hl, size_t *n,
                        cand *buf)
@@ -172,7 +190,7 @@ void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cent
     const ivfpq_kernels *K = ivfpq__kernels();
     if (nprobe > nlist) nprobe = nlist;
     int sel = nprobe >= SEL_MIN && nprobe <= SEL_MAX;
-    cand buf[SEL_MAX + TILE_C];
+    cand *buf = (cand *)(void *)(scratch + tile_floats(nx, nlist));
     for (size_t i0 = 0; i0 < nx; i0 += TILE_X) {
         size_t tx = nx - i0 < TILE_X ? nx - i0 : TILE_X;
         size_t filled[TILE_X] = {0};
