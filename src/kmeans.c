@@ -90,13 +90,17 @@ static void heap_sort(float *d, int32_t *l, size_t n)
 typedef struct cand { float d; int32_t l; } cand;
 _Static_assert(sizeof(cand) == 2 * sizeof(float), "a cand takes 2 floats of scratch");
 
-/* Candidates row_select holds at once: kept entries (<= nprobe) + a tile
- * row. In the caller's scratch, not on the stack (5 KB: embedded stacks
- * are small, docs/EMBEDDING.md); none below SEL_MIN lists. */
+#define SEL_BUCKETS 256
+
+/* Scratch of row_select, in cand units: the candidates it holds at once
+ * (kept entries, <= nprobe, + a tile row) and its histogram. In the
+ * caller's scratch, not on the stack (6 KB: embedded stacks are small,
+ * docs/EMBEDDING.md); none below SEL_MIN lists. */
 static size_t sel_cands(size_t nlist)
 {
     if (nlist < SEL_MIN) return 0;
-    return (nlist < SEL_MAX ? nlist : SEL_MAX) + (nlist < TILE_C ? nlist : TILE_C);
+    return (nlist < SEL_MAX ? nlist : SEL_MAX) + (nlist < TILE_C ? nlist : TILE_C) +
+           SEL_BUCKETS * sizeof(uint32_t) / sizeof(cand);
 }
 
 static inline int cand_lt(cand a, cand b) { return a.d < b.d || (a.d == b.d && a.l < b.l); }
@@ -163,8 +167,8 @@ static void row_select(const float *row, size_t tc, size_t c0, const float *cnor
     float span = mx - mn;
     if (m > nprobe && span > 0.0f && span <= 3.0e38f) {
         float scale = 255.0f / span;
-        uint32_t h[256];
-        memset(h, 0, sizeof h);
+        uint32_t *h = (uint32_t *)(void *)(buf + m); /* after the candidates */
+        memset(h, 0, SEL_BUCKETS * sizeof(uint32_t));
         for (size_t j = 0; j < m; j++) h[bucket_of(buf[j].d, mn, scale)]++;
         uint32_t b = 0;
         size_t below = 0;
