@@ -182,3 +182,52 @@ void ivfpq__lut_ip_avx2(const float *q, const float *cb, size_t M, size_t dsub, 
 {
     lut_any(q, cb, M, dsub, lut, 0);
 }
+
+/* A row holding a NaN: exactly the scalar loop of lut.c. */
+static void range_scalar(const float *r, float *mn, float *mx)
+{
+    float lo = r[0], hi = r[0];
+    for (int j = 1; j < 16; j++) {
+        if (r[j] < lo) lo = r[j];
+        if (r[j] > hi) hi = r[j];
+    }
+    *mn = lo;
+    *mx = hi;
+}
+
+void ivfpq__lut_range_avx2(const float *lut, size_t n, float *mn, float *mx)
+{
+    for (size_t i = 0; i < n; i++) {
+        __m256 a = _mm256_loadu_ps(lut + i * 16), b = _mm256_loadu_ps(lut + i * 16 + 8);
+        if (_mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_UNORD_Q))) {
+            range_scalar(lut + i * 16, mn + i, mx + i);
+            continue;
+        }
+        __m256 lo8 = _mm256_min_ps(a, b), hi8 = _mm256_max_ps(a, b);
+        __m128 lo = _mm_min_ps(_mm256_castps256_ps128(lo8), _mm256_extractf128_ps(lo8, 1));
+        __m128 hi = _mm_max_ps(_mm256_castps256_ps128(hi8), _mm256_extractf128_ps(hi8, 1));
+        lo = _mm_min_ps(lo, _mm_movehl_ps(lo, lo));
+        hi = _mm_max_ps(hi, _mm_movehl_ps(hi, hi));
+        mn[i] = _mm_cvtss_f32(_mm_min_ss(lo, _mm_shuffle_ps(lo, lo, 1)));
+        mx[i] = _mm_cvtss_f32(_mm_max_ss(hi, _mm_shuffle_ps(hi, hi, 1)));
+    }
+}
+
+void ivfpq__lut_u8_avx2(const float *lut, size_t n, const float *mn, float a, uint8_t *out)
+{
+    const __m256 va = _mm256_set1_ps(a), half = _mm256_set1_ps(0.5f),
+                 zero = _mm256_setzero_ps(), top = _mm256_set1_ps(255.0f);
+    for (size_t i = 0; i < n; i++) {
+        const __m256 m = _mm256_set1_ps(mn[i]);
+        __m256 v0 = _mm256_sub_ps(_mm256_loadu_ps(lut + i * 16), m);
+        __m256 v1 = _mm256_sub_ps(_mm256_loadu_ps(lut + i * 16 + 8), m);
+        v0 = _mm256_add_ps(_mm256_mul_ps(v0, va), half);
+        v1 = _mm256_add_ps(_mm256_mul_ps(v1, va), half);
+        v0 = _mm256_min_ps(_mm256_max_ps(v0, zero), top); /* maxps(NaN, 0) = 0 */
+        v1 = _mm256_min_ps(_mm256_max_ps(v1, zero), top);
+        __m256i q0 = _mm256_cvttps_epi32(v0), q1 = _mm256_cvttps_epi32(v1);
+        __m128i w0 = _mm_packs_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1));
+        __m128i w1 = _mm_packs_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256(q1, 1));
+        _mm_storeu_si128((__m128i *)(void *)(out + i * 16), _mm_packus_epi16(w0, w1));
+    }
+}

@@ -180,3 +180,41 @@ void ivfpq__lut_ip_avx512(const float *q, const float *cb, size_t M, size_t dsub
 {
     lut_any(q, cb, M, dsub, lut, 0);
 }
+
+/* A row holding a NaN: exactly the scalar loop of lut.c. */
+static void range_scalar(const float *r, float *mn, float *mx)
+{
+    float lo = r[0], hi = r[0];
+    for (int j = 1; j < 16; j++) {
+        if (r[j] < lo) lo = r[j];
+        if (r[j] > hi) hi = r[j];
+    }
+    *mn = lo;
+    *mx = hi;
+}
+
+void ivfpq__lut_range_avx512(const float *lut, size_t n, float *mn, float *mx)
+{
+    for (size_t i = 0; i < n; i++) {
+        __m512 v = _mm512_loadu_ps(lut + i * 16);
+        if (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q)) {
+            range_scalar(lut + i * 16, mn + i, mx + i);
+            continue;
+        }
+        mn[i] = _mm512_reduce_min_ps(v);
+        mx[i] = _mm512_reduce_max_ps(v);
+    }
+}
+
+void ivfpq__lut_u8_avx512(const float *lut, size_t n, const float *mn, float a, uint8_t *out)
+{
+    const __m512 va = _mm512_set1_ps(a), half = _mm512_set1_ps(0.5f),
+                 zero = _mm512_setzero_ps(), top = _mm512_set1_ps(255.0f);
+    for (size_t i = 0; i < n; i++) {
+        __m512 v = _mm512_sub_ps(_mm512_loadu_ps(lut + i * 16), _mm512_set1_ps(mn[i]));
+        v = _mm512_add_ps(_mm512_mul_ps(v, va), half);
+        v = _mm512_min_ps(_mm512_max_ps(v, zero), top); /* maxps(NaN, 0) = 0 */
+        _mm_storeu_si128((__m128i *)(void *)(out + i * 16),
+                         _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(v)));
+    }
+}

@@ -163,3 +163,14 @@ void ivfpq__lut_ip_sse(const float *q, const float *cb, size_t M, size_t dsub, f
 {
     lut_any(q, cb, M, dsub, lut, 0);
 }
+
+/* LUT quantizer rows: lut.c's baseline code (SSE2 / NEON) is already as wide. */
+void ivfpq__lut_range_sse(const float *lut, size_t n, float *mn, float *mx)
+{
+    ivfpq__lut_range_scalar(lut, n, mn, mx);
+}
+
+void ivfpq__lut_u8_sse(const float *lut, size_t n, const float *mn, float a, uint8_t *out)
+{
+    ivfpq__lut_u8_scalar(lut, n, mn, a, out);
+}

@@ -105,6 +105,15 @@ typedef void (*ivfpq_tile_fn)(const float *x, size_t nx, const float *y, size_t 
 typedef void (*ivfpq_lut_fn)(const float *q, const float *cb, size_t M, size_t dsub,
                              float *lut);
 
+/* The LUT quantizer's row work (lut.c drives it and keeps every sum in
+ * order): min and max of each of n rows of 16 floats (a row holding a NaN
+ * gets the scalar loop's answer; elsewhere only the sign of a zero may
+ * differ, which no later value sees, see lut.c), and
+ * out[r*16+j] = clamp((lut[r*16+j] - mn[r]) * a + 0.5, 0, 255) truncated, NaN -> 0. */
+typedef void (*ivfpq_lut_range_fn)(const float *lut, size_t n, float *mn, float *mx);
+typedef void (*ivfpq_lut_u8_fn)(const float *lut, size_t n, const float *mn, float a,
+                                uint8_t *out);
+
 typedef struct ivfpq_kernels {
     ivfpq_simd_level level;
     ivfpq_tile_fn l2sqr_tile;
@@ -113,6 +122,8 @@ typedef struct ivfpq_kernels {
     ivfpq_lut_fn lut_ip;
     ivfpq_fs_accumulate_fn fs_accumulate;
     ivfpq_fs_scan_fn fs_scan;
+    ivfpq_lut_range_fn lut_range;
+    ivfpq_lut_u8_fn lut_u8;
 } ivfpq_kernels;
 
 /* The active table (detects the CPU on first use). */
@@ -134,7 +145,10 @@ const ivfpq_kernels *ivfpq__kernels_for(ivfpq_simd_level level);
     void ivfpq__fs_accumulate_##isa(const uint8_t *codes, size_t nblocks, size_t M2,   \
                                     const uint8_t *lut, uint16_t *out);                \
     void ivfpq__fs_scan_##isa(const uint8_t *codes, size_t nblocks, size_t M2,         \
-                              ivfpq_fs_ctx *ctx);
+                              ivfpq_fs_ctx *ctx);                                      \
+    void ivfpq__lut_range_##isa(const float *lut, size_t n, float *mn, float *mx);     \
+    void ivfpq__lut_u8_##isa(const float *lut, size_t n, const float *mn, float a,     \
+                             uint8_t *out);
 
 IVFPQ_DECLARE_KERNELS(scalar)
 IVFPQ_DECLARE_KERNELS(sse)

@@ -31,10 +31,11 @@ static void row_range_scalar(const float *r, float *mn, float *mx)
 }
 
 /*
- * The per-entry loops below also exist in SSE2 (baseline on x86-64) and
- * NEON (baseline on AArch64) forms. This file is not dispatched, so every
- * SIMD level runs the same code; the vector forms compute exactly what the
- * scalar lines do: min/max differ from them only in the sign of a zero
+ * The per-row loops below also exist in SSE2 (baseline on x86-64) and NEON
+ * (baseline on AArch64) forms; they are the row kernels of the scalar, SSE
+ * and NEON levels, and distance_avx2.c / distance_avx512.c have wider ones
+ * under the same rules. The vector forms compute exactly what the scalar
+ * lines do: min/max differ from them only in the sign of a zero
  * result, which changes no later value (x - (+0) and x - (-0) round alike
  * after the + 0.5, and sums starting at +0 absorb -0), and rows holding a
  * NaN take the scalar path, whose result depends on where the NaN is.
@@ -112,27 +113,43 @@ static void quantize_row(const float *r, float mn, float a, uint8_t *out)
 #endif
 }
 
+/* The row primitives of the kernel table's scalar level (also used by the
+ * SSE and NEON levels, as this code is already SSE2/NEON there). */
+void ivfpq__lut_range_scalar(const float *lut, size_t n, float *mn, float *mx)
+{
+    for (size_t i = 0; i < n; i++) row_range(lut + i * 16, mn + i, mx + i);
+}
+
+void ivfpq__lut_u8_scalar(const float *lut, size_t n, const float *mn, float a, uint8_t *out)
+{
+    for (size_t i = 0; i < n; i++) quantize_row(lut + i * 16, mn[i], a, out + i * 16);
+}
+
+#define ROWS 64 /* rows per kernel call */
+
 void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
 {
-    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f;
-    for (size_t m = 0; m < M; m++) {
-        float mn, mx;
-        row_range(lut + m * 16, &mn, &mx);
-        float span = mx - mn;
-        if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f; /* inf/NaN rows: no information */
-        if (span > maxspan) maxspan = span;
-        sumspan += span;
+    const ivfpq_kernels *K = ivfpq__kernels();
+    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[ROWS], mx[ROWS];
+    for (size_t m0 = 0; m0 < M; m0 += ROWS) {
+        size_t n = M - m0 < ROWS ? M - m0 : ROWS;
+        K->lut_range(lut + m0 * 16, n, mn, mx);
+        for (size_t j = 0; j < n; j++) {
+            float span = mx[j] - mn[j];
+            if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f; /* inf/NaN rows: no information */
+            if (span > maxspan) maxspan = span;
+            sumspan += span;
+        }
     }
     float a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
     float limit = 65535.0f - (float)M2;
     if (sumspan * a > limit) a = limit / sumspan;
     if (!(a > 0.0f)) a = 1.17549435e-38f; /* sums overflowed to inf: degenerate but defined */
-    for (size_t m = 0; m < M; m++) {
-        const float *r = lut + m * 16;
-        float mn, mx;
-        row_range(r, &mn, &mx);
-        quantize_row(r, mn, a, lut8 + m * 16);
-        bias += mn;
+    for (size_t m0 = 0; m0 < M; m0 += ROWS) {
+        size_t n = M - m0 < ROWS ? M - m0 : ROWS;
+        K->lut_range(lut + m0 * 16, n, mn, mx);
+        K->lut_u8(lut + m0 * 16, n, mn, a, lut8 + m0 * 16);
+        for (size_t j = 0; j < n; j++) bias += mn[j];
     }
     if (M2 > M) memset(lut8 + M * 16, 0, (M2 - M) * 16);
     qp->scale = a;
