@@ -199,7 +199,7 @@ IVFPQ_API int ivfpq_search_workspace_size(const ivfpq_index *idx, size_t nq, siz
                                           size_t *size);
 
 /* ivfpq_search with caller-provided workspace: performs no allocation.
- * Any alignment is accepted. */
+ * Any alignment is accepted. Worst-case stack: docs/EMBEDDING.md. */
 IVFPQ_API int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q,
                               size_t k, const ivfpq_search_params *params,
                               float *distances, int64_t *labels, void *workspace,
