@@ -255,7 +255,7 @@ fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
 	  ./$(BUILD)/fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=tests/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
 	    > $(BUILD)/fuzz/$$t.log 2>&1 || echo "   CRASH: see $(BUILD)/fuzz/$$t.log and tests/fuzz/crashes/$$t/"; \
-	  grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|#[0-9]+ +DONE|==[0-9]+==ERROR|SUMMARY)' \
+	  grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|#[0-9]+[[:space:]]+DONE|==[0-9]+==ERROR|SUMMARY)' \
 	    $(BUILD)/fuzz/$$t.log; \
 	done
 
