@@ -203,9 +203,9 @@ class Index:
 
     def __del__(self):
         h = getattr(self, "_h", None)
-        if h is not None and h.value:
+        if h is not None and h.value and _free is not None:  # _free: None at interpreter exit
             _free(h)
-            self._h = None
+        self._h = None
 
     def _handle(self):
         if self._h is None or not self._h.value:
