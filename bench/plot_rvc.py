@@ -33,6 +33,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-o", help="SVG to write")
     ap.add_argument("--markdown", action="store_true", help="print the table in Markdown")
+    ap.add_argument("--choice", action="store_true",
+                    help="print the short Markdown table of docs/RVC.md (libivfpq, nprobe 1, 2, 4)")
     ap.add_argument("--faiss", action="store_true",
                     help="also draw faiss's rows (Debian's generic build: its times stretch the axis)")
     ap.add_argument("csv", nargs="+")
@@ -45,6 +47,19 @@ def main():
                     # the factory string holds commas and is not quoted
                     r = r[:3] + [",".join(r[3:len(r) - 9])] + r[len(r) - 9:]
                     rows.append(dict(zip(FIELDS, r)))
+    if a.choice:
+        print("| N | d | index | nprobe | 8-NN recall | ms per chunk |")
+        print("|---:|---:|---|---:|---:|---:|")
+        key = lambda r: (int(r["d"]), int(r["N"]), ["rvc", "pq1", "pq4"].index(family(r)),
+                         int(r["nprobe"]))
+        for r in sorted(rows, key=key):
+            if r["engine"] != "ivfpq" or int(r["nprobe"]) not in ((1,) if family(r) == "rvc"
+                                                                  else (1, 2, 4)):
+                continue
+            name = r["spec"] + (" (RVC's)" if family(r) == "rvc" else "")
+            print("| %s | %s | %s | %s | %.3f | %.1f |" % ("{:,}".format(int(r["N"])), r["d"], name,
+                  r["nprobe"], float(r["recall"]), float(r["blend_ms"])))
+        return
     if a.markdown:
         print("| N | d | index | nprobe | engine | 8-NN recall | search ms | search+blend ms "
               "| train s | add s | bytes/vector |")
