@@ -14,6 +14,9 @@
 #include <math.h>
 
 #include "internal.h"
+#if defined(__SSE2__)
+#include <emmintrin.h> /* baseline on x86-64: not a dispatched level */
+#endif
 #include "kernels.h"
 #include "topk.h"
 
@@ -246,6 +249,26 @@ static uint32_t kth_u16(const uint16_t *v, size_t n, size_t k)
     return hi << 8 | lo;
 }
 
+/* Bit v set <=> s[v] <= t, for the 32 sums of a block (t <= 65535). */
+static inline uint32_t le_mask(const uint16_t *s, int32_t t)
+{
+    if (t < 0) return 0;
+#if defined(__SSE2__)
+    const __m128i vt = _mm_set1_epi16((short)(uint16_t)t), z = _mm_setzero_si128();
+    uint32_t m = 0;
+    for (int i = 0; i < 4; i++) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + 8 * i));
+        __m128i le = _mm_cmpeq_epi16(_mm_subs_epu16(v, vt), z); /* v - t saturates to 0 */
+        m |= (uint32_t)_mm_movemask_epi8(_mm_packs_epi16(le, z)) << (8 * i);
+    }
+    return m;
+#else
+    uint32_t m = 0;
+    for (int v = 0; v < IVFPQ_BBS; v++) m |= (uint32_t)((int32_t)s[v] <= t) << v;
+    return m;
+#endif
+}
+
 /* A query's first list, while its top-k is still empty: every lane would
  * pass the kernel's threshold until kb candidates are in, so the sums of
  * the first blocks are computed up front, their kb-th smallest gives the
@@ -269,8 +292,7 @@ static size_t first_blocks(chunk *ch, fs_run *R, size_t j, const uint8_t *codes,
     for (size_t b = 0; b < nb; b++) {
         int32_t t = R->ctx.thr[j] < floor ? R->ctx.thr[j] : floor;
         const uint16_t *sm = ch->sums + b * IVFPQ_BBS;
-        uint32_t mask = 0;
-        for (int v = 0; v < IVFPQ_BBS; v++) mask |= (uint32_t)((int32_t)sm[v] <= t) << v;
+        uint32_t mask = le_mask(sm, t);
         if (mask) fs_sink(&R->ctx, j, b, mask, sm);
     }
     return nb;
