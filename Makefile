@@ -246,7 +246,7 @@ fuzz-replay: $(FUZZ_REPLAYS) ## replay the fuzz corpus and past crashes
 fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
 	$(MAKE) BUILD=$(BUILD)/libfuzzer CC=$(FUZZ_CC) SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" lib $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%)
 	@mkdir -p $(BUILD)/fuzz
-	@set -e; for t in $(FUZZ_TARGETS); do \
+	@set -e; failed=; for t in $(FUZZ_TARGETS); do \
 	  $(FUZZ_CC) $(TEST_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $(BUILD)/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c \
 	    $(TOOL_OBJS:$(BUILD)/%=$(BUILD)/libfuzzer/%) $(BUILD)/libfuzzer/libivfpq.a -lm; \
 	  mkdir -p $(BUILD)/fuzz/corpus-$$t tests/fuzz/crashes/$$t; \
@@ -254,10 +254,12 @@ fuzz: ## run each libFuzzer target for FUZZ_SECONDS (clang)
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 	  ./$(BUILD)/fuzz/fuzz_$$t $$dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=tests/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus-$$t tests/fuzz/corpus/$$t \
-	    > $(BUILD)/fuzz/$$t.log 2>&1 || echo "   CRASH: see $(BUILD)/fuzz/$$t.log and tests/fuzz/crashes/$$t/"; \
+	    > $(BUILD)/fuzz/$$t.log 2>&1 || { failed="$$failed $$t"; tail -n 40 $(BUILD)/fuzz/$$t.log; \
+	      echo "   CRASH: see $(BUILD)/fuzz/$$t.log and tests/fuzz/crashes/$$t/"; }; \
 	  grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|#[0-9]+[[:space:]]+DONE|==[0-9]+==ERROR|SUMMARY)' \
-	    $(BUILD)/fuzz/$$t.log; \
-	done
+	    $(BUILD)/fuzz/$$t.log || true; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: crash in:$$failed"; exit 1; fi
 
 # ------------------------------------------------------------ sanitizers
 .PHONY: asan tsan valgrind
