@@ -467,7 +467,7 @@ typedef enum ivfpq_simd_level {
     IVFPQ_SIMD_SCALAR = 0,
     IVFPQ_SIMD_SSE = 1,      /* x86-64: SSSE3 + SSE4.1 */
     IVFPQ_SIMD_AVX2 = 2,     /* x86-64: AVX2 */
-    IVFPQ_SIMD_AVX512 = 3,   /* x86-64: AVX-512 F/BW/VL/DQ (+VBMI where present) */
+    IVFPQ_SIMD_AVX512 = 3,   /* x86-64: AVX-512 F/BW/VL/DQ (no VBMI needed) */
     IVFPQ_SIMD_NEON = 4      /* aarch64: Advanced SIMD */
 } ivfpq_simd_level;
 
