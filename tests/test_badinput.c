@@ -50,25 +50,10 @@ typedef struct fixture {
 
 static fixture g_fx[NSPEC * 2];
 
-typedef struct bytes { unsigned char *p; size_t len, cap; } bytes;
-
-static int put(void *user, const void *data, size_t len)
+static tu_bytes save(const ivfpq_index *idx)
 {
-    bytes *b = user;
-    if (b->len + len > b->cap) {
-        b->cap = 2 * (b->len + len);
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
-}
-
-static bytes save(const ivfpq_index *idx)
-{
-    bytes b = {NULL, 0, 0};
-    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, put, &b), IVFPQ_OK);
+    tu_bytes b = {NULL, 0, 0};
+    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, tu_bytes_put, &b), IVFPQ_OK);
     return b;
 }
 
@@ -95,7 +80,7 @@ static int fx_setup(void **state)
             assert_int_equal(ivfpq_train(f->owned, NB, base()), IVFPQ_OK);
             assert_int_equal(ivfpq_add(f->owned, NB, base(), NULL), IVFPQ_OK);
             assert_int_equal(ivfpq_get_info(f->owned, &f->info), IVFPQ_OK);
-            bytes b = save(f->owned);
+            tu_bytes b = save(f->owned);
             assert_int_equal(ivfpq_load_from_buffer(&f->copy, b.p, b.len, 0, NULL), IVFPQ_OK);
             f->image = aligned_alloc(64, (b.len + 63) / 64 * 64);
             memcpy(f->image, b.p, b.len);
@@ -133,7 +118,7 @@ static int keeps_vectors(const fixture *f) { return !has_pq(f) || f->info.refine
 /* Everything observable about an index: its native file and the results of
  * a fixed search (when it can search). */
 typedef struct observed {
-    bytes file;
+    tu_bytes file;
     size_t ntotal;
     int trained, rc;
     float Dd[NQ * K];
@@ -488,8 +473,8 @@ static int save_write_fails(ivfpq_index *idx, const fixture *f)
 static int save_bad_format(ivfpq_index *idx, const fixture *f)
 {
     (void)f;
-    bytes b = {NULL, 0, 0};
-    int rc = ivfpq_save(idx, (ivfpq_file_format)7, put, &b);
+    tu_bytes b = {NULL, 0, 0};
+    int rc = ivfpq_save(idx, (ivfpq_file_format)7, tu_bytes_put, &b);
     free(b.p);
     return rc;
 }

@@ -28,24 +28,9 @@ static const char *const specs[] = {"Flat",           "IVF16,Flat",          "PQ
                                     "IVF16,PQ4x4fsr", "IVF16,PQ8x4fsr,RFlat"};
 #define NSPEC (sizeof specs / sizeof specs[0])
 
-typedef struct bytes { unsigned char *p; size_t len, cap; } bytes;
-
-static int put(void *user, const void *data, size_t len)
-{
-    bytes *b = user;
-    if (b->len + len > b->cap) {
-        b->cap = 2 * (b->len + len);
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
-}
-
 /* Everything one build produces. */
 typedef struct build {
-    bytes native, faiss;
+    tu_bytes native, faiss;
     float Dd[NQ * K];
     int64_t I[NQ * K];
 } build;
@@ -59,8 +44,8 @@ static void make(const char *spec, ivfpq_metric metric, uint64_t seed, build *b)
     assert_int_equal(ivfpq_index_factory(&idx, D, spec, metric, &opt), IVFPQ_OK);
     assert_int_equal(ivfpq_train(idx, NB, base()), IVFPQ_OK);
     assert_int_equal(ivfpq_add(idx, NB, base(), NULL), IVFPQ_OK);
-    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, put, &b->native), IVFPQ_OK);
-    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_FAISS, put, &b->faiss), IVFPQ_OK);
+    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, tu_bytes_put, &b->native), IVFPQ_OK);
+    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_FAISS, tu_bytes_put, &b->faiss), IVFPQ_OK);
     ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
     p.nprobe = 4;
     p.k_factor = 3.0f;

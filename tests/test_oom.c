@@ -67,21 +67,6 @@ static ivfpq_allocator allocator(void)
 
 /* ------------------------------------------------------ observing an index */
 
-typedef struct bytes { unsigned char *p; size_t len, cap; } bytes;
-
-static int put(void *user, const void *data, size_t len)
-{
-    bytes *b = user;
-    if (b->len + len > b->cap) {
-        b->cap = 2 * (b->len + len);
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    return 0;
-}
-
 typedef struct rd { const unsigned char *p; size_t len, pos; } rd;
 static int get(void *user, void *data, size_t len)
 {
@@ -93,7 +78,7 @@ static int get(void *user, void *data, size_t len)
 }
 
 typedef struct observed {
-    bytes file;
+    tu_bytes file;
     int rc;
     float Dd[NQ * K];
     int64_t I[NQ * K];
@@ -105,7 +90,7 @@ static void observe(const ivfpq_index *idx, observed *o)
     long saved = g_oom.fail_at;
     g_oom.fail_at = 0;
     memset(o, 0, sizeof *o);
-    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, put, &o->file), IVFPQ_OK);
+    assert_int_equal(ivfpq_save(idx, IVFPQ_FORMAT_NATIVE, tu_bytes_put, &o->file), IVFPQ_OK);
     ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
     p.nprobe = 3;
     o->rc = ivfpq_search(idx, NQ, g_x, K, &p, o->Dd, o->I);
@@ -126,7 +111,7 @@ static void assert_same(const observed *a, const observed *b)
 typedef struct ctx {
     const char *spec;
     ivfpq_metric metric;
-    bytes native, faiss; /* files of the populated index */
+    tu_bytes native, faiss; /* files of the populated index */
     unsigned char *aligned; /* native file, 64-byte aligned (zero-copy) */
     ivfpq_index *made;   /* output of a creating op, freed by the driver */
 } ctx;
@@ -172,8 +157,8 @@ static int op_reconstruct_n(ivfpq_index *idx, ctx *c)
 static int op_reset(ivfpq_index *idx, ctx *c) { (void)c; return ivfpq_reset(idx); }
 static int save_as(ivfpq_index *idx, ivfpq_file_format fmt)
 {
-    bytes b = {NULL, 0, 0};
-    int rc = ivfpq_save(idx, fmt, put, &b);
+    tu_bytes b = {NULL, 0, 0};
+    int rc = ivfpq_save(idx, fmt, tu_bytes_put, &b);
     free(b.p);
     return rc;
 }
@@ -333,8 +318,8 @@ static void every_allocation(void **state)
             c.spec = specs[s];
             c.metric = m ? IVFPQ_METRIC_INNER_PRODUCT : IVFPQ_METRIC_L2;
             ivfpq_index *src = prepare(&c, POPULATED);
-            assert_int_equal(ivfpq_save(src, IVFPQ_FORMAT_NATIVE, put, &c.native), IVFPQ_OK);
-            assert_int_equal(ivfpq_save(src, IVFPQ_FORMAT_FAISS, put, &c.faiss), IVFPQ_OK);
+            assert_int_equal(ivfpq_save(src, IVFPQ_FORMAT_NATIVE, tu_bytes_put, &c.native), IVFPQ_OK);
+            assert_int_equal(ivfpq_save(src, IVFPQ_FORMAT_FAISS, tu_bytes_put, &c.faiss), IVFPQ_OK);
             ivfpq_free(src);
             c.aligned = aligned_alloc(64, (c.native.len + 63) / 64 * 64);
             memcpy(c.aligned, c.native.p, c.native.len);

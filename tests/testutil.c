@@ -106,3 +106,16 @@ ivfpq_allocator tu_allocator(tu_alloc *a)
     ivfpq_allocator al = {tu_alloc_fn, tu_free_fn, a};
     return al;
 }
+
+int tu_bytes_put(void *user, const void *data, size_t len)
+{
+    tu_bytes *b = user;
+    if (b->len + len > b->cap) {
+        b->cap = 2 * (b->len + len);
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}

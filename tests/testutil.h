@@ -35,4 +35,8 @@ typedef struct tu_alloc {
 } tu_alloc;
 ivfpq_allocator tu_allocator(tu_alloc *a);
 
+/* A growable byte buffer for ivfpq_save (an ivfpq_write_fn); free(p) after. */
+typedef struct tu_bytes { unsigned char *p; size_t len, cap; } tu_bytes;
+int tu_bytes_put(void *user, const void *data, size_t len);
+
 #endif
