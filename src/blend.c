@@ -165,16 +165,15 @@ static void blend_query(const ivfpq_index *idx, const ivfpq_kernels *K, const fl
 
 static const ivfpq_search_params default_params = IVFPQ_SEARCH_PARAMS_DEFAULT;
 
-static int validate(const ivfpq_index *idx, size_t nq, const float *q, size_t k, double rate,
-                    const float *out)
+static int validate(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
+                    const ivfpq_search_params *p, double rate, const float *out)
 {
     const ivfpq_log *log = &idx->log;
-    if (k == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search_blend: k must be >= 1");
+    int rc = ivfpq__check_search_args(idx, "search_blend", nq, k, p, q && out, "queries and out");
+    if (rc) return rc;
     if (!(rate >= 0.0 && rate <= 1.0))
         return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search_blend: rate must be in [0, 1] (got %g)",
                            rate);
-    if (nq > 0 && (!q || !out))
-        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search_blend: queries and out must not be NULL");
     if (!ivfpq__keeps_vectors(idx))
         return ivfpq__fail(log, IVFPQ_E_UNSUPPORTED,
                            "search_blend: this index keeps only PQ codes, not the vectors to "
@@ -197,9 +196,11 @@ int ivfpq_search_blend_workspace_size(const ivfpq_index *idx, size_t nq, size_t 
                                       const ivfpq_search_params *params, size_t *size)
 {
     if (!idx || !size) return IVFPQ_E_INVALID_ARG;
-    blend_plan bp;
-    int rc = plan_blend(idx, nq, k, params ? params : &default_params, &bp);
+    const ivfpq_search_params *p = params ? params : &default_params;
+    int rc = ivfpq__check_search_args(idx, "search_blend", 0, k, p, 1, NULL);
     if (rc) return rc;
+    blend_plan bp;
+    if ((rc = plan_blend(idx, nq, k, p, &bp)) != IVFPQ_OK) return rc;
     *size = bp.total;
     return IVFPQ_OK;
 }
@@ -210,7 +211,7 @@ int ivfpq_search_blend_ws(const ivfpq_index *idx, size_t nq, const float *q, siz
 {
     if (!idx) return IVFPQ_E_INVALID_ARG;
     const ivfpq_search_params *p = params ? params : &default_params;
-    int rc = validate(idx, nq, q, k, rate, out);
+    int rc = validate(idx, nq, q, k, p, rate, out);
     if (rc) return rc;
     blend_plan bp;
     if ((rc = plan_blend(idx, nq, k, p, &bp)) != IVFPQ_OK) return rc;
@@ -250,7 +251,7 @@ int ivfpq_search_blend(const ivfpq_index *idx, size_t nq, const float *q, size_t
 {
     if (!idx) return IVFPQ_E_INVALID_ARG;
     const ivfpq_search_params *p = params ? params : &default_params;
-    int rc = validate(idx, nq, q, k, rate, out);
+    int rc = validate(idx, nq, q, k, p, rate, out);
     if (rc) return rc;
     blend_plan bp;
     if ((rc = plan_blend(idx, nq, k, p, &bp)) != IVFPQ_OK) return rc;

@@ -224,6 +224,14 @@ int ivfpq__check_finite(const ivfpq_log *log, const char *what, size_t n, size_t
 
 /* ------------------------------------------------------------- search */
 
+/* Argument checks shared by the search entry points (search.c, blend.c),
+ * in this order: k >= 1, nprobe >= 1, k_factor in [1, 65536] (RFlat only),
+ * then, if nq > 0, the caller's arrays (arrays_given: none is NULL; arrays
+ * names them in the message). what names the call in the messages
+ * ("search: k must be >= 1"). The index itself must not be NULL. */
+int ivfpq__check_search_args(const ivfpq_index *idx, const char *what, size_t nq, size_t k,
+                             const ivfpq_search_params *p, int arrays_given, const char *arrays);
+
 /* ivfpq_search_ws that also reports where each result is stored: where
  * [nq, k] receives (list << 32 | offset in the list) per result, or
  * UINT64_MAX for a missing one (label -1), so stored vectors are read

@@ -48,14 +48,18 @@ static int reserve(size_t *total, size_t *off, size_t count, size_t elem)
     return 1;
 }
 
-static int check_params(const ivfpq_index *idx, size_t k, const ivfpq_search_params *p)
+int ivfpq__check_search_args(const ivfpq_index *idx, const char *what, size_t nq, size_t k,
+                             const ivfpq_search_params *p, int arrays_given, const char *arrays)
 {
     const ivfpq_log *log = &idx->log;
-    if (k == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search: k must be >= 1");
-    if (p->nprobe == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "search: nprobe must be >= 1");
+    if (k == 0) return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "%s: k must be >= 1", what);
+    if (p->nprobe == 0)
+        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "%s: nprobe must be >= 1", what);
     if (idx->spec.refine && !(p->k_factor >= 1.0f && p->k_factor <= 65536.0f))
-        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG,
-                           "search: k_factor must be in [1, 65536] (got %g)", (double)p->k_factor);
+        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "%s: k_factor must be in [1, 65536] (got %g)",
+                           what, (double)p->k_factor);
+    if (nq > 0 && !arrays_given)
+        return ivfpq__fail(log, IVFPQ_E_INVALID_ARG, "%s: %s must not be NULL", what, arrays);
     return IVFPQ_OK;
 }
 
@@ -597,11 +601,9 @@ static int validate(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                     const int64_t *labels)
 {
     if (!idx) return IVFPQ_E_INVALID_ARG;
-    int rc = check_params(idx, k, p);
+    int rc = ivfpq__check_search_args(idx, "search", nq, k, p, q && distances && labels,
+                                      "queries, distances and labels");
     if (rc) return rc;
-    if (nq > 0 && (!q || !distances || !labels))
-        return ivfpq__fail(&idx->log, IVFPQ_E_INVALID_ARG,
-                           "search: queries, distances and labels must not be NULL");
     if (!idx->is_trained)
         return ivfpq__fail(&idx->log, IVFPQ_E_NOT_TRAINED, "search: the index is not trained");
     size_t nk;
@@ -615,7 +617,7 @@ int ivfpq_search_workspace_size(const ivfpq_index *idx, size_t nq, size_t k,
 {
     if (!idx || !size) return IVFPQ_E_INVALID_ARG;
     const ivfpq_search_params *p = params ? params : &default_params;
-    int rc = check_params(idx, k, p);
+    int rc = ivfpq__check_search_args(idx, "search", 0, k, p, 1, NULL);
     if (rc) return rc;
     plan pl;
     if ((rc = plan_search(idx, nq, k, p, &pl)) != IVFPQ_OK) return rc;

@@ -262,7 +262,9 @@ static void errors_change_nothing(void **state)
     assert_int_equal(ivfpq_add(idx, nb, xb, NULL), IVFPQ_OK);
     assert_int_equal(ivfpq_search_blend(NULL, 4, q, 8, NULL, 0.5, out), IVFPQ_E_INVALID_ARG);
     assert_int_equal(ivfpq_search_blend(idx, 4, q, 0, NULL, 0.5, out), IVFPQ_E_INVALID_ARG);
+    assert_string_equal(lg.last, "search_blend: k must be >= 1");
     assert_int_equal(ivfpq_search_blend(idx, 4, NULL, 8, NULL, 0.5, out), IVFPQ_E_INVALID_ARG);
+    assert_string_equal(lg.last, "search_blend: queries and out must not be NULL");
     assert_int_equal(ivfpq_search_blend(idx, 4, q, 8, NULL, 0.5, NULL), IVFPQ_E_INVALID_ARG);
     assert_int_equal(ivfpq_search_blend(idx, 4, q, 8, NULL, -0.1, out), IVFPQ_E_INVALID_ARG);
     assert_int_equal(ivfpq_search_blend(idx, 4, q, 8, NULL, 1.5, out), IVFPQ_E_INVALID_ARG);
@@ -271,6 +273,10 @@ static void errors_change_nothing(void **state)
     ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
     p.nprobe = 0;
     assert_int_equal(ivfpq_search_blend(idx, 4, q, 8, &p, 0.5, out), IVFPQ_E_INVALID_ARG);
+    assert_string_equal(lg.last, "search_blend: nprobe must be >= 1");
+    size_t wsz;
+    assert_int_equal(ivfpq_search_blend_workspace_size(idx, 4, 8, &p, &wsz), IVFPQ_E_INVALID_ARG);
+    assert_string_equal(lg.last, "search_blend: nprobe must be >= 1");
     /* out overlapping the queries without being them */
     float buf[5 * 16];
     memcpy(buf, q, sizeof q);
