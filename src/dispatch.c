@@ -29,6 +29,7 @@ static const ivfpq_kernels k_scalar = {
     IVFPQ_SIMD_SCALAR,          ivfpq__l2sqr_tile_scalar,    ivfpq__dot_tile_scalar,
     ivfpq__lut_l2_scalar,       ivfpq__lut_ip_scalar,        ivfpq__fs_accumulate_scalar,
     ivfpq__fs_scan_scalar,      ivfpq__lut_range_scalar,     ivfpq__lut_u8_scalar,
+    ivfpq__i16_tile_scalar,
 };
 
 #define IVFPQ_TABLE(isa, LEVEL)                                                         \
@@ -36,6 +37,7 @@ static const ivfpq_kernels k_scalar = {
         LEVEL,                     ivfpq__l2sqr_tile_##isa, ivfpq__dot_tile_##isa,      \
         ivfpq__lut_l2_##isa,       ivfpq__lut_ip_##isa,     ivfpq__fs_accumulate_##isa, \
         ivfpq__fs_scan_##isa,      ivfpq__lut_range_##isa,  ivfpq__lut_u8_##isa,        \
+        ivfpq__i16_tile_##isa,                                                          \
     };
 
 #ifdef IVFPQ_HAVE_SSE

@@ -7,6 +7,7 @@
  * levels run on the 8 pairs at once with transposing shuffles.
  */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -229,5 +230,52 @@ void ivfpq__lut_u8_avx2(const float *lut, size_t n, const float *mn, float a, ui
         __m128i w0 = _mm_packs_epi32(_mm256_castsi256_si128(q0), _mm256_extracti128_si256(q0, 1));
         __m128i w1 = _mm_packs_epi32(_mm256_castsi256_si128(q1), _mm256_extracti128_si256(q1, 1));
         _mm_storeu_si128((__m128i *)(void *)(out + i * 16), _mm_packus_epi16(w0, w1));
+    }
+}
+
+/* ------------------------------------------------------ int16 scores
+ * A y block is two ymm (rows 0-7, 8-15); a query's dimension pair is
+ * broadcast and vpmaddwd adds both products per row. Up to 4 queries per
+ * pass share the block loads (8 accumulators). */
+IVFPQ_INLINE void i16_tile(const int16_t *x, size_t dp, const int16_t *y, int32_t *out,
+                           size_t ldo, int RQ)
+{
+    __m256i acc[4][2];
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++) acc[a][0] = acc[a][1] = _mm256_setzero_si256();
+    for (size_t t = 0; t < dp / 2; t++) {
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)(const void *)(y + t * 32));
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)(const void *)(y + t * 32 + 16));
+IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) {
+            int32_t w;
+            memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);
+            __m256i qv = _mm256_set1_epi32(w);
+            acc[a][0] = _mm256_add_epi32(acc[a][0], _mm256_madd_epi16(qv, y0));
+            acc[a][1] = _mm256_add_epi32(acc[a][1], _mm256_madd_epi16(qv, y1));
+        }
+    }
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++) {
+        _mm256_storeu_si256((__m256i *)(void *)(out + (size_t)a * ldo), acc[a][0]);
+        _mm256_storeu_si256((__m256i *)(void *)(out + (size_t)a * ldo + 8), acc[a][1]);
+    }
+}
+
+void ivfpq__i16_tile_avx2(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,
+                          int32_t *out, size_t ldo)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const int16_t *yb = y + b * dp * 16;
+        for (size_t i0 = 0; i0 < nx; i0 += 4) {
+            const int16_t *xi = x + i0 * dp;
+            int32_t *o = out + i0 * ldo + b * 16;
+            switch (nx - i0 < 4 ? nx - i0 : 4) {
+            case 4: i16_tile(xi, dp, yb, o, ldo, 4); break;
+            case 3: i16_tile(xi, dp, yb, o, ldo, 3); break;
+            case 2: i16_tile(xi, dp, yb, o, ldo, 2); break;
+            default: i16_tile(xi, dp, yb, o, ldo, 1); break;
+            }
+        }
     }
 }

@@ -172,3 +172,51 @@ void ivfpq__lut_u8_neon(const float *lut, size_t n, const float *mn, float a, ui
 {
     ivfpq__lut_u8_scalar(lut, n, mn, a, out);
 }
+
+/* ------------------------------------------------------ int16 scores
+ * A y block is four int16x8 of 4 rows (each row's dims 2t, 2t+1 side by
+ * side). smlal/smlal2 multiply them by (q_2t, q_2t+1, q_2t, q_2t+1) into
+ * int32 lanes (row, dim parity); a final pairwise add gives each row's sum.
+ * The parity sums are bounded like the whole sum. */
+IVFPQ_INLINE void i16_tile(const int16_t *x, size_t dp, const int16_t *y, int32_t *out,
+                           size_t ldo, int RQ)
+{
+    int32x4_t acc[2][8];
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++)
+IVFPQ_UNROLL
+        for (int v = 0; v < 8; v++) acc[a][v] = vdupq_n_s32(0);
+    for (size_t t = 0; t < dp / 2; t++) {
+        int16x8_t yv[4];
+IVFPQ_UNROLL
+        for (int v = 0; v < 4; v++) yv[v] = vld1q_s16(y + t * 32 + 8 * v);
+IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) {
+            int32_t w;
+            memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);
+            int16x4_t qv = vreinterpret_s16_s32(vdup_n_s32(w));
+            int16x8_t qq = vcombine_s16(qv, qv);
+IVFPQ_UNROLL
+            for (int v = 0; v < 4; v++) {
+                acc[a][2 * v] = vmlal_s16(acc[a][2 * v], vget_low_s16(yv[v]), qv);
+                acc[a][2 * v + 1] = vmlal_high_s16(acc[a][2 * v + 1], yv[v], qq);
+            }
+        }
+    }
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++)
+IVFPQ_UNROLL
+        for (int v = 0; v < 4; v++)
+            vst1q_s32(out + (size_t)a * ldo + 4 * v, vpaddq_s32(acc[a][2 * v], acc[a][2 * v + 1]));
+}
+
+void ivfpq__i16_tile_neon(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,
+                          int32_t *out, size_t ldo)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const int16_t *yb = y + b * dp * 16;
+        size_t i0 = 0;
+        for (; i0 + 2 <= nx; i0 += 2) i16_tile(x + i0 * dp, dp, yb, out + i0 * ldo + b * 16, ldo, 2);
+        if (i0 < nx) i16_tile(x + i0 * dp, dp, yb, out + i0 * ldo + b * 16, ldo, 1);
+    }
+}

@@ -81,3 +81,21 @@ void ivfpq__lut_ip_scalar(const float *q, const float *cb, size_t M, size_t dsub
         }
     }
 }
+
+void ivfpq__i16_tile_scalar(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,
+                            int32_t *out, size_t ldo)
+{
+    for (size_t i = 0; i < nx; i++) {
+        const int16_t *xi = x + i * dp;
+        for (size_t b = 0; b < nb; b++) {
+            const int16_t *yb = y + b * dp * 16;
+            for (size_t l = 0; l < 16; l++) {
+                int32_t s = 0;
+                for (size_t t = 0; t < dp / 2; t++)
+                    s += (int32_t)xi[2 * t] * yb[t * 32 + 2 * l] +
+                         (int32_t)xi[2 * t + 1] * yb[t * 32 + 2 * l + 1];
+                out[i * ldo + b * 16 + l] = s;
+            }
+        }
+    }
+}

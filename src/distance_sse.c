@@ -174,3 +174,47 @@ void ivfpq__lut_u8_sse(const float *lut, size_t n, const float *mn, float a, uin
 {
     ivfpq__lut_u8_scalar(lut, n, mn, a, out);
 }
+
+/* ------------------------------------------------------ int16 scores
+ * A y block is four xmm of 4 rows; a query's dimension pair is broadcast
+ * and pmaddwd (SSE2) adds both products per row; 2 queries per pass. */
+IVFPQ_INLINE void i16_tile(const int16_t *x, size_t dp, const int16_t *y, int32_t *out,
+                           size_t ldo, int RQ)
+{
+    __m128i acc[2][4];
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++)
+IVFPQ_UNROLL
+        for (int v = 0; v < 4; v++) acc[a][v] = _mm_setzero_si128();
+    for (size_t t = 0; t < dp / 2; t++) {
+        __m128i yv[4];
+IVFPQ_UNROLL
+        for (int v = 0; v < 4; v++)
+            yv[v] = _mm_loadu_si128((const __m128i *)(const void *)(y + t * 32 + 8 * v));
+IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) {
+            int32_t w;
+            memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);
+            __m128i qv = _mm_set1_epi32(w);
+IVFPQ_UNROLL
+            for (int v = 0; v < 4; v++)
+                acc[a][v] = _mm_add_epi32(acc[a][v], _mm_madd_epi16(qv, yv[v]));
+        }
+    }
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++)
+IVFPQ_UNROLL
+        for (int v = 0; v < 4; v++)
+            _mm_storeu_si128((__m128i *)(void *)(out + (size_t)a * ldo + 4 * v), acc[a][v]);
+}
+
+void ivfpq__i16_tile_sse(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,
+                         int32_t *out, size_t ldo)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const int16_t *yb = y + b * dp * 16;
+        size_t i0 = 0;
+        for (; i0 + 2 <= nx; i0 += 2) i16_tile(x + i0 * dp, dp, yb, out + i0 * ldo + b * 16, ldo, 2);
+        if (i0 < nx) i16_tile(x + i0 * dp, dp, yb, out + i0 * ldo + b * 16, ldo, 1);
+    }
+}

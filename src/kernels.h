@@ -114,6 +114,16 @@ typedef void (*ivfpq_lut_range_fn)(const float *lut, size_t n, float *mn, float 
 typedef void (*ivfpq_lut_u8_fn)(const float *lut, size_t n, const float *mn, float a,
                                 uint8_t *out);
 
+/* ------------------------------------------------------ int16 scores ---
+ * Exact integer dot products for the coarse prefilter (coarse.c). x is
+ * [nx][dp] int16 (dp even); y holds nb blocks of 16 rows with dimensions in
+ * pairs: y[(b * dp/2 + t) * 32 + 2 * l + e] = row 16b + l, dimension 2t + e.
+ * out[i * ldo + 16 * b + l] = sum_j x[i][j] * row_{16b+l}[j], in int32: the
+ * caller bounds the values so that no partial sum can overflow, which makes
+ * every summation order give the same integer. */
+typedef void (*ivfpq_i16_tile_fn)(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
+                                  size_t dp, int32_t *out, size_t ldo);
+
 typedef struct ivfpq_kernels {
     ivfpq_simd_level level;
     ivfpq_tile_fn l2sqr_tile;
@@ -124,6 +134,7 @@ typedef struct ivfpq_kernels {
     ivfpq_fs_scan_fn fs_scan;
     ivfpq_lut_range_fn lut_range;
     ivfpq_lut_u8_fn lut_u8;
+    ivfpq_i16_tile_fn i16_tile;
 } ivfpq_kernels;
 
 /* The active table (detects the CPU on first use). */
@@ -148,7 +159,9 @@ const ivfpq_kernels *ivfpq__kernels_for(ivfpq_simd_level level);
                               ivfpq_fs_ctx *ctx);                                      \
     void ivfpq__lut_range_##isa(const float *lut, size_t n, float *mn, float *mx);     \
     void ivfpq__lut_u8_##isa(const float *lut, size_t n, const float *mn, float a,     \
-                             uint8_t *out);
+                             uint8_t *out);                                            \
+    void ivfpq__i16_tile_##isa(const int16_t *x, size_t nx, const int16_t *y, size_t nb, \
+                               size_t dp, int32_t *out, size_t ldo);
 
 IVFPQ_DECLARE_KERNELS(scalar)
 IVFPQ_DECLARE_KERNELS(sse)

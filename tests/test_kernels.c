@@ -356,6 +356,56 @@ static void tiles_match_large(void **state)
     free(got);
 }
 
+/* The coarse prefilter's int16 tile: every level gives the exact integer
+ * sums (checked against int64 arithmetic), for values at the edge of the
+ * range the prefilter uses (dp * R^2 < 2^31), odd row counts, every block
+ * count up to 5 and a padded output stride. */
+static void i16_tiles_exact(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 606);
+    static const size_t dps[] = {2, 4, 6, 8, 16, 30, 32, 34, 64, 96, 128, 254, 256, 258, 768};
+    for (int rep = 0; rep < 120; rep++) {
+        size_t dp = dps[rep % (sizeof dps / sizeof dps[0])];
+        size_t nx = 1 + rnd(&r, 11), nb = 1 + rnd(&r, 5), ldo = nb * 16 + rnd(&r, 3);
+        int32_t R = (int32_t)sqrt(2147483647.0 / (double)dp);
+        if (R > 32767) R = 32767;
+        int16_t *x = malloc(nx * dp * sizeof(int16_t)), *y = malloc(nb * 16 * dp * sizeof(int16_t));
+        int32_t *want = malloc(nx * ldo * sizeof(int32_t)), *got = malloc(nx * ldo * sizeof(int32_t));
+        assert_true(x && y && want && got);
+        int edge = rep % 3 == 0; /* all values at +-R: the largest sums */
+        for (size_t i = 0; i < nx * dp; i++)
+            x[i] = (int16_t)(edge ? (rnd(&r, 2) ? R : -R) : (int32_t)rnd(&r, 2 * (uint32_t)R + 1) - R);
+        for (size_t i = 0; i < nb * 16 * dp; i++)
+            y[i] = (int16_t)(edge ? (i % 7 ? R : -R) : (int32_t)rnd(&r, 2 * (uint32_t)R + 1) - R);
+        for (size_t i = 0; i < nx; i++)
+            for (size_t c = 0; c < nb * 16; c++) {
+                int64_t sum = 0;
+                for (size_t j = 0; j < dp; j++)
+                    sum += (int64_t)x[i * dp + j] *
+                           y[(c / 16) * dp * 16 + (j / 2) * 32 + (c % 16) * 2 + (j & 1)];
+                assert_true(sum >= INT32_MIN && sum <= INT32_MAX);
+                want[i * ldo + c] = (int32_t)sum;
+            }
+        for (size_t l = 0; l <= nl; l++) {
+            const ivfpq_kernels *k = l < nl ? lv[l] : ref();
+            memset(got, 0x7f, nx * ldo * sizeof(int32_t));
+            k->i16_tile(x, nx, y, nb, dp, got, ldo);
+            for (size_t i = 0; i < nx; i++)
+                if (memcmp(want + i * ldo, got + i * ldo, nb * 16 * sizeof(int32_t)) != 0)
+                    fail_msg("i16_tile %s: nx=%zu nb=%zu dp=%zu row %zu differs",
+                             ivfpq_simd_name(k->level), nx, nb, dp, i);
+        }
+        free(x);
+        free(y);
+        free(want);
+        free(got);
+    }
+}
+
 /* The canonical order, written out here once more: guards the scalar
  * reference itself against drifting. */
 static void scalar_is_canonical(void **state)
@@ -587,6 +637,7 @@ int main(void)
         cmocka_unit_test(scalar_is_canonical),
         cmocka_unit_test(tiles_match),
         cmocka_unit_test(tiles_match_large),
+        cmocka_unit_test(i16_tiles_exact),
         cmocka_unit_test(luts_match),
         cmocka_unit_test(lut_quantize_exact),
         cmocka_unit_test(same_index_at_every_level),
