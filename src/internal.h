@@ -266,6 +266,24 @@ size_t ivfpq__coarse_scratch_floats(size_t nx, size_t nlist);
 void ivfpq__coarse_search(const float *x, size_t nx, size_t d, const float *cents,
                           const float *cnorms, size_t nlist, int metric_ip,
                           size_t nprobe, int32_t *lists, float *dists, float *scratch);
+void ivfpq__coarse_pick(const float *dv, const int32_t *lv, size_t n, size_t nprobe, float *hd,
+                        int32_t *hl);
+
+/* The coarse prefilter (coarse.c): the same lists and distances as
+ * ivfpq__coarse_search for a batch, most centroids ruled out by int16
+ * arithmetic. Tables (ivfpq__cpf_bytes, built once per call by
+ * ivfpq__cpf_prepare, 0 = unusable) and per-chunk scratch
+ * (ivfpq__cpf_scratch_bytes) come from the search workspace; fscratch is
+ * ivfpq__coarse_scratch_floats(1, nlist) floats for queries it hands back
+ * to the float search. */
+int ivfpq__cpf_worth(size_t nq, size_t nlist, size_t d, size_t nprobe);
+size_t ivfpq__cpf_bytes(size_t nlist, size_t d);
+size_t ivfpq__cpf_scratch_bytes(size_t nlist, size_t d);
+int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_t nlist, size_t d,
+                       int ip);
+void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, const float *cents,
+                       const float *cnorms, size_t nlist, size_t nprobe, int32_t *lists,
+                       float *dists, void *scratch, float *fscratch);
 
 /* ------------------------------------------------------------------ PQ */
 

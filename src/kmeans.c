@@ -74,6 +74,24 @@ static void heap_sort(float *d, int32_t *l, size_t n)
     }
 }
 
+/* The nprobe best of n (dist, list) pairs, sorted by (dist, list): the
+ * order ivfpq__coarse_search gives (coarse.c ranks its survivors here). */
+void ivfpq__coarse_pick(const float *dv, const int32_t *lv, size_t n, size_t nprobe, float *hd,
+                        int32_t *hl)
+{
+    size_t m = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (m < nprobe) {
+            heap_push(hd, hl, m++, dv[j], lv[j]);
+        } else if (worse(hd[0], hl[0], dv[j], lv[j])) {
+            hd[0] = dv[j];
+            hl[0] = lv[j];
+            heap_sift_down(hd, hl, m, 0);
+        }
+    }
+    heap_sort(hd, hl, m);
+}
+
 /* ------------------------------------------ top-nprobe by bucket selection
  * For SEL_MIN <= nprobe <= SEL_MAX, a heap takes ~nprobe * ln(nlist / nprobe)
  * data-dependent replacements per row (11% of the search time at nprobe 64;

@@ -35,6 +35,8 @@ typedef struct plan {
     size_t o_plist, o_pdist, o_items, o_cscratch, o_hk, o_ht, o_hr, o_hn, o_cnt;
     int count_sort;  /* (round, list) order by counting instead of a comparison sort */
     size_t o_lut8, o_qlut, o_lutf, o_resid, o_qg, o_tile, o_sums;
+    int cpf;         /* coarse prefilter (coarse.c): tables + scratch */
+    size_t o_cpf, o_cpfs;
     size_t total;
 } plan;
 
@@ -102,6 +104,11 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     if (pl->count_sort) ok &= reserve(&t, &pl->o_cnt, 2 * idx->nlist + 1, sizeof(uint32_t));
     if (pl->ivf)
         ok &= reserve(&t, &pl->o_cscratch, ivfpq__coarse_scratch_floats(C, idx->nlist), sizeof(float));
+    pl->cpf = pl->ivf && ivfpq__cpf_worth(nq, idx->nlist, d, pl->P);
+    if (pl->cpf) {
+        ok &= reserve(&t, &pl->o_cpf, ivfpq__cpf_bytes(idx->nlist, d), 1);
+        ok &= reserve(&t, &pl->o_cpfs, ivfpq__cpf_scratch_bytes(idx->nlist, d), 1);
+    }
     size_t Ckb;
     ok &= ivfpq__mul(C, pl->kb, &Ckb);
     ok &= reserve(&t, &pl->o_hk, Ckb, sizeof(float));
@@ -144,6 +151,8 @@ typedef struct chunk {
     ivfpq_qlut *qlut;
     float *lutf, *resid, *qg, *tile;
     uint16_t *sums;      /* [FIRST_BLOCKS * 32] */
+    const void *cpf;     /* prepared prefilter tables, or NULL */
+    void *cpfs;
 } chunk;
 
 static inline uint64_t make_ref(size_t list, size_t off) { return ((uint64_t)list << 32) | off; }
@@ -532,7 +541,10 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
     const ivfpq_index *idx = ch->idx;
     const plan *pl = ch->pl;
     size_t d = (size_t)idx->d, P = pl->P, L = idx->M2 * 16;
-    if (pl->ivf) {
+    if (pl->ivf && ch->cpf) {
+        ivfpq__cpf_search(ch->cpf, ch->q, cn, d, idx->centroids, idx->cnorms, idx->nlist, P,
+                          ch->plist, ch->pdist, ch->cpfs, ch->cscratch);
+    } else if (pl->ivf) {
         ivfpq__coarse_search(ch->q, cn, d, idx->centroids, idx->cnorms, idx->nlist,
                              idx->metric == IVFPQ_METRIC_INNER_PRODUCT, P, ch->plist, ch->pdist,
                              ch->cscratch);
@@ -674,6 +686,12 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
     } else {
         ch.qg = (float *)(void *)(w + pl.o_qg);
         ch.tile = (float *)(void *)(w + pl.o_tile);
+    }
+    if (pl.cpf && nq && ivfpq__cpf_prepare(w + pl.o_cpf, idx->centroids, idx->cnorms, idx->nlist,
+                                           (size_t)idx->d,
+                                           idx->metric == IVFPQ_METRIC_INNER_PRODUCT)) {
+        ch.cpf = w + pl.o_cpf;
+        ch.cpfs = w + pl.o_cpfs;
     }
     size_t d = (size_t)idx->d;
     for (size_t c0 = 0; c0 < nq; c0 += pl.C) {

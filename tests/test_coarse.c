@@ -1,0 +1,177 @@
+/*
+ * The coarse prefilter (src/coarse.c) gives the float search's lists and
+ * distance bits exactly: on random data, on data built to make its bounds
+ * work hard (a large common offset, duplicated centroids and queries that
+ * sit on them, integer grids full of exact ties, huge and tiny magnitudes,
+ * zero rows), at every nprobe, and end to end through the public API (a
+ * batch, which uses it, against the same queries one at a time, which do
+ * not). `make test` runs this once per SIMD level.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "kernels.h"
+#include "synth.h"
+#include "testutil.h"
+
+enum { K_GAUSS, K_OFFSET, K_DUPS, K_GRID, K_HUGE, K_TINY, K_ZERO, K_KINDS };
+
+static float gauss(synth_rng *r) { return (float)synth_normal(r); }
+
+/* nlist centroids and nq queries of kind k. */
+static void make_data(synth_rng *r, int k, size_t nlist, size_t nq, size_t d, float *c, float *q)
+{
+    for (size_t i = 0; i < nlist * d; i++) c[i] = gauss(r);
+    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(r);
+    switch (k) {
+    case K_OFFSET: /* a common mean 1000x the spread */
+        for (size_t i = 0; i < nlist * d; i++) c[i] += 1000.0f + (float)(i % d);
+        for (size_t i = 0; i < nq * d; i++) q[i] += 1000.0f + (float)(i % d);
+        break;
+    case K_DUPS: /* pairs of equal centroids; queries on centroids */
+        for (size_t i = 1; i < nlist; i += 2) memcpy(c + i * d, c + (i - 1) * d, d * sizeof(float));
+        for (size_t i = 0; i < nq; i += 2)
+            memcpy(q + i * d, c + (synth_next(r) % nlist) * d, d * sizeof(float));
+        break;
+    case K_GRID: /* small integers: many exactly equal distances */
+        for (size_t i = 0; i < nlist * d; i++) c[i] = (float)(int)(synth_next(r) % 3) - 1.0f;
+        for (size_t i = 0; i < nq * d; i++) q[i] = (float)(int)(synth_next(r) % 3) - 1.0f;
+        break;
+    case K_HUGE:
+        for (size_t i = 0; i < nlist * d; i++) c[i] *= 1e12f;
+        for (size_t i = 0; i < nq * d; i++) q[i] *= 1e12f;
+        break;
+    case K_TINY:
+        for (size_t i = 0; i < nlist * d; i++) c[i] *= 1e-12f;
+        for (size_t i = 0; i < nq * d; i++) q[i] *= 1e-12f;
+        break;
+    case K_ZERO: /* zero rows and one-hot rows */
+        for (size_t i = 0; i < nlist; i += 3) memset(c + i * d, 0, d * sizeof(float));
+        for (size_t i = 1; i < nlist; i += 3) {
+            memset(c + i * d, 0, d * sizeof(float));
+            c[i * d + i % d] = 1.0f;
+        }
+        for (size_t i = 0; i < nq; i += 2) memset(q + i * d, 0, d * sizeof(float));
+        break;
+    default: break;
+    }
+}
+
+static void prefilter_equals_float_search(void **state)
+{
+    (void)state;
+    static const size_t dims[] = {1, 2, 3, 7, 16, 33, 64, 100, 256};
+    static const size_t nlists[] = {64, 97, 200, 513};
+    synth_rng r;
+    synth_seed(&r, 2024);
+    size_t cases = 0;
+    for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+        for (size_t li = 0; li < sizeof nlists / sizeof nlists[0]; li++)
+            for (int kind = 0; kind < K_KINDS; kind++) {
+                size_t d = dims[di], nlist = nlists[li], nq = 1 + synth_next(&r) % 40;
+                int ip = (int)((di + li + (size_t)kind) % 2);
+                float *c = malloc(nlist * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
+                float *cn = malloc(nlist * sizeof(float));
+                assert_true(c && q && cn);
+                make_data(&r, kind, nlist, nq, d, c, q);
+                for (size_t i = 0; i < nlist; i++) cn[i] = ivfpq__dot(c + i * d, c + i * d, d);
+                void *tab = malloc(ivfpq__cpf_bytes(nlist, d));
+                void *scr = malloc(ivfpq__cpf_scratch_bytes(nlist, d));
+                float *fs = malloc(ivfpq__coarse_scratch_floats(nq, nlist) * sizeof(float));
+                assert_true(tab && scr && fs);
+                assert_int_equal(ivfpq__cpf_prepare(tab, c, cn, nlist, d, ip), 1);
+                const size_t probes[] = {1, 2, 3, 8, nlist / 8};
+                for (size_t pi = 0; pi < 5; pi++) {
+                    size_t P = probes[pi];
+                    int32_t *wl = malloc(nq * P * sizeof(int32_t)), *gl = malloc(nq * P * sizeof(int32_t));
+                    float *wd = malloc(nq * P * sizeof(float)), *gd = malloc(nq * P * sizeof(float));
+                    assert_true(wl && gl && wd && gd);
+                    ivfpq__coarse_search(q, nq, d, c, cn, nlist, ip, P, wl, wd, fs);
+                    memset(gl, 0xff, nq * P * sizeof(int32_t));
+                    ivfpq__cpf_search(tab, q, nq, d, c, cn, nlist, P, gl, gd, scr, fs);
+                    if (memcmp(wl, gl, nq * P * sizeof(int32_t)) || memcmp(wd, gd, nq * P * sizeof(float)))
+                        fail_msg("prefilter differs: kind %d d=%zu nlist=%zu nprobe=%zu nq=%zu %s", kind,
+                                 d, nlist, P, nq, ip ? "ip" : "l2");
+                    free(wl);
+                    free(gl);
+                    free(wd);
+                    free(gd);
+                    cases++;
+                }
+                free(tab);
+                free(scr);
+                free(fs);
+                free(c);
+                free(q);
+                free(cn);
+            }
+    assert_true(cases == 9 * 4 * K_KINDS * 5);
+}
+
+/* Values the prefilter cannot bound (beyond 1e30) are refused: the search
+ * then takes the float path. */
+static void prefilter_refuses_huge_values(void **state)
+{
+    (void)state;
+    size_t nlist = 64, d = 8;
+    float *c = calloc(nlist * d, sizeof(float)), *cn = calloc(nlist, sizeof(float));
+    void *tab = malloc(ivfpq__cpf_bytes(nlist, d));
+    assert_true(c && cn && tab);
+    c[5] = 1e35f;
+    assert_int_equal(ivfpq__cpf_prepare(tab, c, cn, nlist, d, 0), 0);
+    free(c);
+    free(cn);
+    free(tab);
+}
+
+/* Through the public API: a batch (prefiltered) against one query at a
+ * time (float coarse search), IVF Flat and IVF PQ with refine, both metrics. */
+static void batch_equals_one_at_a_time(void **state)
+{
+    (void)state;
+    static const char *specs[] = {"IVF128,Flat", "IVF100,PQ8x4fs,RFlat"};
+    const size_t d = 32, n = 4000, nq = 100, k = 5;
+    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
+    assert_true(x && q);
+    synth_rng r;
+    synth_seed(&r, 77);
+    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 3.0f * (float)(i % 7);
+    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 3.0f * (float)(i % 7);
+    for (size_t s = 0; s < 2; s++)
+        for (int m = 0; m < 2; m++) {
+            ivfpq_index *idx;
+            assert_int_equal(ivfpq_index_factory(&idx, (int)d, specs[s],
+                                                 m ? IVFPQ_METRIC_INNER_PRODUCT : IVFPQ_METRIC_L2, NULL),
+                             IVFPQ_OK);
+            assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+            assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+            for (size_t nprobe = 1; nprobe <= 8; nprobe *= 2) {
+                ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+                p.nprobe = nprobe;
+                p.k_factor = 2.0f;
+                float D1[100 * 5], D2[100 * 5];
+                int64_t I1[100 * 5], I2[100 * 5];
+                assert_int_equal(ivfpq_search(idx, nq, q, k, &p, D1, I1), IVFPQ_OK);
+                for (size_t i = 0; i < nq; i++)
+                    assert_int_equal(ivfpq_search(idx, 1, q + i * d, k, &p, D2 + i * k, I2 + i * k),
+                                     IVFPQ_OK);
+                assert_memory_equal(I1, I2, sizeof I1);
+                assert_memory_equal(D1, D2, sizeof D1);
+            }
+            ivfpq_free(idx);
+        }
+    free(x);
+    free(q);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(prefilter_equals_float_search),
+        cmocka_unit_test(prefilter_refuses_huge_values),
+        cmocka_unit_test(batch_equals_one_at_a_time),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
