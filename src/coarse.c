@@ -79,9 +79,12 @@ static void layout(size_t nlist, size_t d, cpf_layout *L)
 
 int ivfpq__cpf_worth(size_t nq, size_t nlist, size_t d, size_t nprobe)
 {
-    /* enough queries to pay for the tables, enough lists to prune, and
-     * d small enough for a useful int16 range (R >= 181) */
-    return nq >= 32 && nlist >= 64 && nprobe * 8 <= nlist && d <= ((size_t)1 << 16);
+    /* enough queries to pay for the tables, enough lists to prune, few
+     * enough probes (above 16, ranking the survivors one by one costs what
+     * it saves: nprobe 64 of 1024 was 12% slower), and d small enough for
+     * a useful int16 range (R >= 181) */
+    return nq >= 32 && nlist >= 64 && nprobe <= 16 && nprobe * 8 <= nlist &&
+           d <= ((size_t)1 << 16);
 }
 
 size_t ivfpq__cpf_bytes(size_t nlist, size_t d)
@@ -285,6 +288,72 @@ static float kth_smallest(float *a, size_t n, size_t k)
     return a[lo];
 }
 
+/* U = V + B and Lo = V - B for every centroid of one query, V = H - gq sc
+ * row, B = A E + B N + K; *umin = min U. Returns 0 if a U is not finite
+ * (NaN included). SSE2 where it is baseline: the compiler leaves these
+ * loops scalar (aliasing, float min and flag reductions). */
+static int bounds(const int32_t *row, const float *H, const float *sc, const float *E,
+                  const float *N, const float *K, size_t n, float gq, float A, float B, float *U,
+                  float *Lo, float *umin)
+{
+    size_t c = 0;
+    int fin = 1;
+    float mn = INFINITY;
+#if defined(__SSE2__)
+    __m128 vg = _mm_set1_ps(gq), va = _mm_set1_ps(A), vb = _mm_set1_ps(B),
+           big = _mm_set1_ps(3e38f), vmin = _mm_set1_ps(INFINITY);
+    __m128 ok = _mm_castsi128_ps(_mm_set1_epi32(-1));
+    for (; c + 4 <= n; c += 4) {
+        __m128 t = _mm_mul_ps(_mm_mul_ps(vg, _mm_loadu_ps(sc + c)),
+                              _mm_cvtepi32_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + c))));
+        __m128 v = _mm_sub_ps(_mm_loadu_ps(H + c), t);
+        __m128 b = _mm_add_ps(_mm_add_ps(_mm_mul_ps(va, _mm_loadu_ps(E + c)),
+                                         _mm_mul_ps(vb, _mm_loadu_ps(N + c))),
+                              _mm_loadu_ps(K + c));
+        __m128 u = _mm_add_ps(v, b);
+        _mm_storeu_ps(U + c, u);
+        _mm_storeu_ps(Lo + c, _mm_sub_ps(v, b));
+        ok = _mm_and_ps(ok, _mm_cmple_ps(u, big));
+        vmin = _mm_min_ps(vmin, u);
+    }
+    float l4[4];
+    _mm_storeu_ps(l4, vmin);
+    for (int l = 0; l < 4; l++) mn = l4[l] < mn ? l4[l] : mn;
+    fin = _mm_movemask_ps(ok) == 15;
+#endif
+    for (; c < n; c++) {
+        float v = H[c] - gq * sc[c] * (float)row[c];
+        float b = A * E[c] + B * N[c] + K[c];
+        U[c] = v + b;
+        Lo[c] = v - b;
+        fin &= U[c] <= 3e38f;
+        mn = U[c] < mn ? U[c] : mn;
+    }
+    *umin = mn;
+    return fin;
+}
+
+/* The centroids with Lo <= tau into cl; returns their count. Few pass:
+ * four at a time are skipped on one compare. */
+static size_t candidates(const float *Lo, size_t n, float tau, int32_t *cl)
+{
+    size_t c = 0, nc = 0;
+#if defined(__SSE2__)
+    __m128 vt = _mm_set1_ps(tau);
+    for (; c + 4 <= n; c += 4) {
+        int m = _mm_movemask_ps(_mm_cmple_ps(_mm_loadu_ps(Lo + c), vt));
+        while (m) {
+            int l = __builtin_ctz((unsigned)m);
+            cl[nc++] = (int32_t)(c + (size_t)l);
+            m &= m - 1;
+        }
+    }
+#endif
+    for (; c < n; c++)
+        if (Lo[c] <= tau) cl[nc++] = (int32_t)c;
+    return nc;
+}
+
 void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, const float *cents,
                        const float *cnorms, size_t nlist, size_t nprobe, int32_t *lists,
                        float *dists, void *scratch, float *fscratch)
@@ -335,20 +404,13 @@ void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, 
             float gq = qf[a * 4 + 0], A = qf[a * 4 + 1], B = qf[a * 4 + 2];
             int bad = !(qf[a * 4 + 3] <= 1e30f) || !(A <= 1e36f) || !(B <= 1e36f);
             /* bounds V +- B; tau = the nprobe-th smallest upper bound */
-            int fin = 1;
-            for (size_t c = 0; c < nlist; c++) {
-                float v = H[c] - gq * sc[c] * (float)row[c];
-                float b = A * E[c] + B * N[c] + K[c];
-                U[c] = v + b;
-                Lo[c] = v - b;
-                fin &= U[c] <= 3e38f; /* false for NaN */
-            }
+            float umin;
+            int fin = bounds(row, H, sc, E, N, K, nlist, gq, A, B, U, Lo, &umin);
             size_t nc = 0;
             if (!bad && fin) {
                 float tau;
                 if (nprobe == 1) {
-                    tau = U[0];
-                    for (size_t c = 1; c < nlist; c++) tau = U[c] < tau ? U[c] : tau;
+                    tau = umin;
                 } else if (nprobe <= 16) {
                     /* the nprobe smallest in sorted order; few enter */
                     for (size_t j = 0; j < nprobe; j++) cd[j] = INFINITY;
@@ -364,9 +426,7 @@ void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, 
                     memcpy(cd, U, nlist * sizeof(float));
                     tau = kth_smallest(cd, nlist, nprobe);
                 }
-                /* candidates: lower bound <= tau (few: a predictable branch) */
-                for (size_t c = 0; c < nlist; c++)
-                    if (Lo[c] <= tau) cl[nc++] = (int32_t)c;
+                nc = candidates(Lo, nlist, tau, cl);
                 bad = nc < nprobe || nc > nlist / 4;
             }
             bad |= !fin;
