@@ -267,6 +267,7 @@ typedef struct km_buf {
     float *cnorms;      /* [k] */
     float *gather;      /* [GATHER * d] */
     float *scratch;     /* coarse scratch */
+    void *cpf, *cpfs;   /* coarse prefilter tables and scratch, where it pays */
 } km_buf;
 
 static void km_free(const ivfpq_mem *m, km_buf *b)
@@ -280,6 +281,8 @@ static void km_free(const ivfpq_mem *m, km_buf *b)
     ivfpq__free(m, b->cnorms);
     ivfpq__free(m, b->gather);
     ivfpq__free(m, b->scratch);
+    ivfpq__free(m, b->cpf);
+    ivfpq__free(m, b->cpfs);
 }
 
 static const float *row_of(const float *x, const uint32_t *sel, size_t i, size_t d)
@@ -366,6 +369,10 @@ int ivfpq__kmeans(const ivfpq_index *ctx, const ivfpq_kmeans_cfg *cfg, size_t n,
     ok &= (b.cnorms = ivfpq__alloc(mem, k * sizeof(float))) != NULL;
     ok &= (b.gather = ivfpq__alloc(mem, GATHER * d * sizeof(float))) != NULL;
     ok &= (b.scratch = ivfpq__alloc(mem, nfl * sizeof(float))) != NULL;
+    if (ivfpq__cpf_worth(nsub, k, d, 1)) {
+        ok &= (b.cpf = ivfpq__alloc(mem, ivfpq__cpf_bytes(k, d))) != NULL;
+        ok &= (b.cpfs = ivfpq__alloc(mem, ivfpq__cpf_scratch_bytes(k, d))) != NULL;
+    }
     if (!ok) {
         km_free(mem, &b);
         return ivfpq__fail(log, IVFPQ_E_NOMEM, "%s: out of memory for k-means buffers", cfg->stage);
@@ -389,6 +396,8 @@ int ivfpq__kmeans(const ivfpq_index *ctx, const ivfpq_kmeans_cfg *cfg, size_t n,
     for (int it = 0; it < cfg->niter; it++) {
         if (!cfg->metric_ip)
             for (size_t c = 0; c < k; c++) b.cnorms[c] = ivfpq__dot(out + c * d, out + c * d, d);
+        /* the same assignments, most centroids ruled out in int16 (coarse.c) */
+        int pf = b.cpf && ivfpq__cpf_prepare(b.cpf, out, b.cnorms, k, d, cfg->metric_ip);
         for (size_t i0 = 0; i0 < nsub; i0 += GATHER) {
             size_t g = nsub - i0 < GATHER ? nsub - i0 : GATHER;
             const float *xs;
@@ -399,8 +408,12 @@ int ivfpq__kmeans(const ivfpq_index *ctx, const ivfpq_kmeans_cfg *cfg, size_t n,
             } else {
                 xs = x + i0 * d;
             }
-            ivfpq__coarse_search(xs, g, d, out, b.cnorms, k, cfg->metric_ip, 1, b.assign + i0,
-                                 b.adist + i0, b.scratch);
+            if (pf)
+                ivfpq__cpf_search(b.cpf, xs, g, d, out, b.cnorms, k, 1, b.assign + i0,
+                                  b.adist + i0, b.cpfs, b.scratch);
+            else
+                ivfpq__coarse_search(xs, g, d, out, b.cnorms, k, cfg->metric_ip, 1, b.assign + i0,
+                                     b.adist + i0, b.scratch);
         }
         memset(b.counts, 0, k * sizeof(size_t));
         memset(b.sums, 0, kd * sizeof(double));
