@@ -236,7 +236,9 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
         mu[j] /= (float)nlist;
         if (!(fabsf(mu[j]) <= 1e30f)) return 0;
     }
-    memset(cq, 0, L.rows * L.dp * sizeof(int16_t));
+    /* zeros where quant_row writes nothing: the last block's padding rows
+     * and, for odd d, the pad dimension (scores stay bounded and defined) */
+    if (nlist % 16) memset(cq + (L.nb - 1) * L.dp * 16, 0, L.dp * 16 * sizeof(int16_t));
     for (size_t c = 0; c < L.rows; c++) {
         if (c >= nlist) { /* padding rows: never looked at */
             sc[c] = E[c] = N[c] = H[c] = K[c] = 0.0f;
@@ -244,7 +246,9 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
         }
         const float *x = cents + c * d;
         qrow r;
-        sc[c] = quant_row(x, mu, d, hdr->R, cq + (c / 16) * L.dp * 16 + (c % 16) * 2, 1, &r);
+        int16_t *col = cq + (c / 16) * L.dp * 16 + (c % 16) * 2;
+        sc[c] = quant_row(x, mu, d, hdr->R, col, 1, &r);
+        if (d & 1) col[(d >> 1) * 32 + 1] = 0;
         double h = ip ? -r.mx : (double)cnorms[c] - 2.0 * r.mx;
         /* the error of <mu, c>, the float rounding of h and of the float
          * search's last subtraction */
