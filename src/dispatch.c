@@ -48,7 +48,20 @@ IVFPQ_TABLE(avx2, IVFPQ_SIMD_AVX2)
 #endif
 #ifdef IVFPQ_HAVE_AVX512
 IVFPQ_TABLE(avx512, IVFPQ_SIMD_AVX512)
+#if defined(__GNUC__) || defined(__clang__)
+/* the same level with AVX512-VNNI's int16 tile (same integers) */
+static const ivfpq_kernels k_avx512vnni = {
+    IVFPQ_SIMD_AVX512,         ivfpq__l2sqr_tile_avx512,   ivfpq__dot_tile_avx512,
+    ivfpq__lut_l2_avx512,      ivfpq__lut_ip_avx512,       ivfpq__fs_accumulate_avx512,
+    ivfpq__fs_scan_avx512,     ivfpq__lut_range_avx512,    ivfpq__lut_u8_avx512,
+    ivfpq__i16_tile_avx512vnni,
+};
+#define IVFPQ_HAVE_VNNI_TABLE 1
 #endif
+#endif
+
+/* Not a level: a probe() bit telling that the avx512 table may use VNNI. */
+#define PROBE_VNNI (1u << 16)
 #ifdef IVFPQ_HAVE_NEON
 IVFPQ_TABLE(neon, IVFPQ_SIMD_NEON)
 #endif
@@ -82,7 +95,10 @@ static unsigned probe_x86(void)
     int avx2 = (b >> 5) & 1;
     int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     if (avx2) ok |= 1u << IVFPQ_SIMD_AVX2;
-    if (avx2 && f && dq && bw && vl && (xcr0 & 0xe6) == 0xe6) ok |= 1u << IVFPQ_SIMD_AVX512;
+    if (avx2 && f && dq && bw && vl && (xcr0 & 0xe6) == 0xe6) {
+        ok |= 1u << IVFPQ_SIMD_AVX512;
+        if ((c >> 11) & 1) ok |= PROBE_VNNI;
+    }
     return ok;
 }
 #endif
@@ -107,14 +123,18 @@ static unsigned probe(void)
 #ifdef IVFPQ_HAVE_AVX512
     built |= 1u << IVFPQ_SIMD_AVX512;
 #endif
+#ifdef IVFPQ_HAVE_VNNI_TABLE
+    built |= PROBE_VNNI;
+#endif
 #ifdef IVFPQ_HAVE_NEON
     built |= 1u << IVFPQ_SIMD_NEON;
 #endif
     return ok & built;
 }
 
-static const ivfpq_kernels *table_of(ivfpq_simd_level level)
+static const ivfpq_kernels *table_of(ivfpq_simd_level level, unsigned ok)
 {
+    (void)ok;
     switch (level) {
     case IVFPQ_SIMD_SCALAR: return &k_scalar;
 #ifdef IVFPQ_HAVE_SSE
@@ -124,7 +144,11 @@ static const ivfpq_kernels *table_of(ivfpq_simd_level level)
     case IVFPQ_SIMD_AVX2: return &k_avx2;
 #endif
 #ifdef IVFPQ_HAVE_AVX512
+#ifdef IVFPQ_HAVE_VNNI_TABLE
+    case IVFPQ_SIMD_AVX512: return ok & PROBE_VNNI ? &k_avx512vnni : &k_avx512;
+#else
     case IVFPQ_SIMD_AVX512: return &k_avx512;
+#endif
 #endif
 #ifdef IVFPQ_HAVE_NEON
     case IVFPQ_SIMD_NEON: return &k_neon;
@@ -168,7 +192,8 @@ ivfpq_simd_level ivfpq_simd_init(void)
     const char *env = getenv("IVFPQ_SIMD");
     if (env && *env) cap = level_from_name(env);
 #endif
-    k = table_of(best_level(probe(), cap));
+    unsigned ok = probe();
+    k = table_of(best_level(ok, cap), ok);
     const ivfpq_kernels *expected = NULL;
     if (!atomic_compare_exchange_strong(&g_active, &expected, k)) k = expected;
     return k->level;
@@ -185,8 +210,9 @@ const ivfpq_kernels *ivfpq__kernels(void)
 const ivfpq_kernels *ivfpq__kernels_for(ivfpq_simd_level level)
 {
     if ((unsigned)level > IVFPQ_SIMD_NEON) return NULL;
-    if (!(probe() & (1u << level))) return NULL;
-    return table_of(level);
+    unsigned ok = probe();
+    if (!(ok & (1u << level))) return NULL;
+    return table_of(level, ok);
 }
 
 ivfpq_simd_level ivfpq_simd_active(void) { return ivfpq__kernels()->level; }

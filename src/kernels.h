@@ -168,6 +168,9 @@ IVFPQ_DECLARE_KERNELS(sse)
 IVFPQ_DECLARE_KERNELS(avx2)
 IVFPQ_DECLARE_KERNELS(avx512)
 IVFPQ_DECLARE_KERNELS(neon)
+/* i16_tile with AVX512-VNNI, for the avx512 table on CPUs that have it */
+void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
+                                size_t dp, int32_t *out, size_t ldo);
 
 /* For the ISA files: force inlining of the helpers that take compile-time
  * shapes, and fully unroll the loops over them, so that accumulator arrays
