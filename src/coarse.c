@@ -139,17 +139,14 @@ static inline void put16(int16_t *out, int blocked, size_t j, int16_t c)
     out[blocked ? (j >> 1) * 32 + (j & 1) : j] = c;
 }
 
-/* Quantizes v = fl(x - mu) [d] with range R into out (row-major, or the
- * pair-blocked column of i16_tile's y when blocked) and returns the scale
- * s. Any rounding to integers is valid (the error is measured, not
- * assumed), so the SSE2 path (baseline on x86-64) and the scalar one need
- * not agree. Float sums in at most 4 lanes: their rounding is covered by
- * the (d + 16) u factors, that of v and of v - s ci (each within u |v_j|)
- * by the 4 u |v| term. */
-static float quant_row(const float *x, const float *mu, size_t d, float R, int16_t *out,
-                       int blocked, qrow *o)
+/* The baseline row quantizer of the kernel table (scalar, sse and neon
+ * levels; avx2 and avx512 have their own): see ivfpq_cpf_quant_fn in
+ * kernels.h. SSE2 where it is baseline (x86-64), scalar elsewhere. */
+float ivfpq__cpf_quant_base(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                            int blocked, float sums[5])
 {
-    float mx = 0.0f, sums[5] = {0};
+    float mx = 0.0f;
+    for (int k = 0; k < 5; k++) sums[k] = 0.0f;
     size_t j0 = 0;
 #if defined(__SSE2__)
     size_t d4 = d & ~(size_t)3;
@@ -166,7 +163,6 @@ static float quant_row(const float *x, const float *mu, size_t d, float R, int16
         float a = fabsf(x[j] - mu[j]);
         mx = a > mx ? a : mx;
     }
-    o->m = mx;
     float sc = mx / R, inv = mx > 0.0f ? R / mx : 0.0f;
     j0 = 0;
 #if defined(__SSE2__)
@@ -203,13 +199,26 @@ static float quant_row(const float *x, const float *mu, size_t d, float R, int16
     }
 #endif
     for (size_t j = j0; j < d; j++) put16(out, blocked, j, quant_one(x[j], mu[j], inv, sc, R, sums));
+    return mx;
+}
+
+/* Quantizes v = fl(x - mu) [d] through the kernel table and turns its sums
+ * into bounds: the float sums' rounding (any lane count) is covered by the
+ * (d + 16) u factors, that of v and of v - s ci (each within u |v_j|) by
+ * the 4 u |v| term. Returns the scale s. */
+static float quant_row(const ivfpq_kernels *K, const float *x, const float *mu, size_t d, float R,
+                       int16_t *out, int blocked, qrow *o)
+{
+    float sums[5];
+    float mx = K->cpf_quant(x, mu, d, R, out, blocked, sums);
+    o->m = mx;
     double g = ((double)d + 16.0) * U24;
     o->vnorm = sqrt(sums[1] * (1.0 + g)) * (1.0 + 4.0 * U24);
     o->err = sqrt(sums[0] * (1.0 + g)) * (1.0 + 4.0 * U24) + o->vnorm * U24 * 4.01;
     o->xnorm = sqrt(sums[2] * (1.0 + g)) * (1.0 + 4.0 * U24);
     o->mx = sums[3];
     o->mx_err = (g + 2.0 * U24) * sums[4] * 1.01;
-    return sc;
+    return mx / R;
 }
 
 /* Builds the tables in mem (ivfpq__cpf_bytes). Returns 0 when the data
@@ -225,15 +234,24 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
           *N = (float *)(void *)(w + L.o_n), *H = (float *)(void *)(w + L.o_h),
           *K = (float *)(void *)(w + L.o_k), *mu = (float *)(void *)(w + L.o_mu);
     cpf_hdr *hdr = (cpf_hdr *)(void *)(w + L.o_hdr);
+    const ivfpq_kernels *Kt = ivfpq__kernels();
     hdr->ip = ip;
     hdr->R = range_for(L.dp);
 
-    /* the centre: any vector would do; the mean makes |c - mu| small */
-    for (size_t j = 0; j < d; j++) mu[j] = 0.0f;
-    for (size_t c = 0; c < nlist; c++)
-        for (size_t j = 0; j < d; j++) mu[j] += cents[c * d + j];
+    /* the centre: any vector is valid; the mean of a sample of 64
+     * centroids makes |c - mu| small without a pass over all of them (the
+     * tables are rebuilt per call, and reading the centroids is most of
+     * their cost) */
+    size_t ns = nlist < 64 ? nlist : 64;
+    {
+        float *restrict m = mu; /* no aliasing: lets the compiler vectorize */
+        const float *restrict cs = cents;
+        for (size_t j = 0; j < d; j++) m[j] = 0.0f;
+        for (size_t i = 0; i < ns; i++)
+            for (size_t j = 0; j < d; j++) m[j] += cs[(i * nlist / ns) * d + j];
+    }
     for (size_t j = 0; j < d; j++) {
-        mu[j] /= (float)nlist;
+        mu[j] /= (float)ns;
         if (!(fabsf(mu[j]) <= 1e30f)) return 0;
     }
     /* zeros where quant_row writes nothing: the last block's padding rows
@@ -247,7 +265,7 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
         const float *x = cents + c * d;
         qrow r;
         int16_t *col = cq + (c / 16) * L.dp * 16 + (c % 16) * 2;
-        sc[c] = quant_row(x, mu, d, hdr->R, col, 1, &r);
+        sc[c] = quant_row(Kt, x, mu, d, hdr->R, col, 1, &r);
         if (d & 1) col[(d >> 1) * 32 + 1] = 0;
         double h = ip ? -r.mx : (double)cnorms[c] - 2.0 * r.mx;
         /* the error of <mu, c>, the float rounding of h and of the float
@@ -391,7 +409,7 @@ void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, 
         for (size_t a = 0; a < g; a++) {
             const float *q = x + (i0 + a) * d;
             qrow r;
-            float sq = quant_row(q, mu, d, R, xq + a * L.dp, 0, &r);
+            float sq = quant_row(Kt, q, mu, d, R, xq + a * L.dp, 0, &r);
             double m = r.m, eq = r.err, qn = r.xnorm, qh = r.vnorm + eq; /* |q^| <= |q'| + |e_q| */
             /* B = a E_c + b N_c + K_c (see the top of the file) */
             qf[a * 4 + 0] = sq * f;

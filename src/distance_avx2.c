@@ -279,3 +279,62 @@ void ivfpq__i16_tile_avx2(const int16_t *x, size_t nx, const int16_t *y, size_t 
         }
     }
 }
+
+/* ------------------------------------------- prefilter row quantizer
+ * (kernels.h: ivfpq_cpf_quant_fn; not bit-identical to other levels, as
+ * documented there). Tails by masked loads: absent lanes quantize 0 to 0. */
+IVFPQ_INLINE __m256 abs8(__m256 v) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v); }
+
+IVFPQ_INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps(s, s, 1)));
+}
+
+float ivfpq__cpf_quant_avx2(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                            int blocked, float sums[5])
+{
+    __m256 vm = _mm256_setzero_ps();
+    for (size_t j = 0; j < d; j += 8) {
+        __m256i m = tail_mask(d - j < 8 ? d - j : 8);
+        __m256 v = _mm256_sub_ps(_mm256_maskload_ps(x + j, m), _mm256_maskload_ps(mu + j, m));
+        vm = _mm256_max_ps(vm, abs8(v));
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(vm), _mm256_extractf128_ps(vm, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    float mx = _mm_cvtss_f32(_mm_max_ss(h, _mm_shuffle_ps(h, h, 1)));
+    float sc = mx / R, inv = mx > 0.0f ? R / mx : 0.0f;
+    __m256 vinv = _mm256_set1_ps(inv), vs = _mm256_set1_ps(sc), hi = _mm256_set1_ps(R),
+           lo = _mm256_set1_ps(-R);
+    __m256 e2 = _mm256_setzero_ps(), v2 = e2, x2 = e2, md = e2, ma = e2;
+    for (size_t j = 0; j < d; j += 8) {
+        size_t n = d - j < 8 ? d - j : 8;
+        __m256i m = tail_mask(n);
+        __m256 xv = _mm256_maskload_ps(x + j, m), mv = _mm256_maskload_ps(mu + j, m);
+        __m256 v = _mm256_sub_ps(xv, mv);
+        __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, vinv), lo), hi);
+        __m256i c = _mm256_cvtps_epi32(r);
+        __m256 e = _mm256_sub_ps(v, _mm256_mul_ps(vs, _mm256_cvtepi32_ps(c)));
+        __m256 p = _mm256_mul_ps(mv, xv);
+        e2 = _mm256_add_ps(e2, _mm256_mul_ps(e, e));
+        v2 = _mm256_add_ps(v2, _mm256_mul_ps(v, v));
+        x2 = _mm256_add_ps(x2, _mm256_mul_ps(xv, xv));
+        md = _mm256_add_ps(md, p);
+        ma = _mm256_add_ps(ma, abs8(p));
+        /* 8 int16 in order: pack within lanes, then gather the low halves */
+        __m256i pk = _mm256_permute4x64_epi64(_mm256_packs_epi32(c, c), 0x08);
+        int16_t t[8];
+        _mm_storeu_si128((__m128i *)(void *)t, _mm256_castsi256_si128(pk));
+        if (blocked)
+            for (size_t l = 0; l < n; l += 2) memcpy(out + ((j + l) >> 1) * 32, t + l, 4);
+        else
+            memcpy(out + j, t, n * sizeof(int16_t));
+    }
+    sums[0] = hsum8(e2);
+    sums[1] = hsum8(v2);
+    sums[2] = hsum8(x2);
+    sums[3] = hsum8(md);
+    sums[4] = hsum8(ma);
+    return mx;
+}

@@ -340,3 +340,52 @@ IVFPQ_VNNI void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const in
     }
 }
 #endif
+
+/* ------------------------------------------- prefilter row quantizer
+ * (kernels.h: ivfpq_cpf_quant_fn; not bit-identical to other levels, as
+ * documented there). Tails by masked loads: absent lanes quantize 0 to 0. */
+float ivfpq__cpf_quant_avx512(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                              int blocked, float sums[5])
+{
+    __m512 vm = _mm512_setzero_ps();
+    for (size_t j = 0; j < d; j += 16) {
+        __mmask16 m = d - j >= 16 ? (__mmask16)0xffff : tail_mask(d - j);
+        __m512 v = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), _mm512_maskz_loadu_ps(m, mu + j));
+        vm = _mm512_max_ps(vm, _mm512_abs_ps(v));
+    }
+    float mx = _mm512_reduce_max_ps(vm);
+    float sc = mx / R, inv = mx > 0.0f ? R / mx : 0.0f;
+    __m512 vinv = _mm512_set1_ps(inv), vs = _mm512_set1_ps(sc), hi = _mm512_set1_ps(R),
+           lo = _mm512_set1_ps(-R);
+    __m512 e2 = _mm512_setzero_ps(), v2 = e2, x2 = e2, md = e2, ma = e2;
+    const __m256i pair_idx = _mm256_setr_epi32(0, 16, 32, 48, 64, 80, 96, 112);
+    for (size_t j = 0; j < d; j += 16) {
+        __mmask16 m = d - j >= 16 ? (__mmask16)0xffff : tail_mask(d - j);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + j), mv = _mm512_maskz_loadu_ps(m, mu + j);
+        __m512 v = _mm512_sub_ps(xv, mv);
+        __m512 r = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, vinv), lo), hi);
+        __m512i c = _mm512_cvtps_epi32(r);
+        __m512 e = _mm512_sub_ps(v, _mm512_mul_ps(vs, _mm512_cvtepi32_ps(c)));
+        __m512 p = _mm512_mul_ps(mv, xv);
+        e2 = _mm512_add_ps(e2, _mm512_mul_ps(e, e));
+        v2 = _mm512_add_ps(v2, _mm512_mul_ps(v, v));
+        x2 = _mm512_add_ps(x2, _mm512_mul_ps(xv, xv));
+        md = _mm512_add_ps(md, p);
+        ma = _mm512_add_ps(ma, _mm512_abs_ps(p));
+        __m256i c16 = _mm512_cvtepi32_epi16(c); /* |c| <= R <= 32767 */
+        if (blocked) {
+            /* pairs (dims 2i, 2i+1) go 64 bytes apart; an odd d's last
+             * pair carries the 0 of an absent lane into the pad dimension */
+            __mmask8 pm = (__mmask8)((1u << ((d - j + 1) / 2 < 8 ? (d - j + 1) / 2 : 8)) - 1u);
+            _mm256_mask_i32scatter_epi32(out + (j >> 1) * 32, pm, pair_idx, c16, 4);
+        } else {
+            _mm256_mask_storeu_epi16(out + j, m, c16);
+        }
+    }
+    sums[0] = _mm512_reduce_add_ps(e2);
+    sums[1] = _mm512_reduce_add_ps(v2);
+    sums[2] = _mm512_reduce_add_ps(x2);
+    sums[3] = _mm512_reduce_add_ps(md);
+    sums[4] = _mm512_reduce_add_ps(ma);
+    return mx;
+}

@@ -124,6 +124,15 @@ typedef void (*ivfpq_lut_u8_fn)(const float *lut, size_t n, const float *mn, flo
 typedef void (*ivfpq_i16_tile_fn)(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
                                   size_t dp, int32_t *out, size_t ldo);
 
+/* The coarse prefilter's row quantizer: v = fl(x - mu), m = max |v|
+ * (returned), s = m / R; out[j] (row-major, or at (j/2)*32 + j%2 when
+ * blocked) = some integer in [-R, R] near v_j / s; sums = {sum (v_j -
+ * s out_j)^2, sum v_j^2, sum x_j^2, sum mu_j x_j, sum |mu_j x_j|} in float.
+ * NOT bit-identical across levels (lane counts, rounding of v_j / s):
+ * coarse.c only needs valid bounds, and measures the errors it bounds. */
+typedef float (*ivfpq_cpf_quant_fn)(const float *x, const float *mu, size_t d, float R,
+                                    int16_t *out, int blocked, float sums[5]);
+
 typedef struct ivfpq_kernels {
     ivfpq_simd_level level;
     ivfpq_tile_fn l2sqr_tile;
@@ -135,6 +144,7 @@ typedef struct ivfpq_kernels {
     ivfpq_lut_range_fn lut_range;
     ivfpq_lut_u8_fn lut_u8;
     ivfpq_i16_tile_fn i16_tile;
+    ivfpq_cpf_quant_fn cpf_quant;
 } ivfpq_kernels;
 
 /* The active table (detects the CPU on first use). */
@@ -168,6 +178,13 @@ IVFPQ_DECLARE_KERNELS(sse)
 IVFPQ_DECLARE_KERNELS(avx2)
 IVFPQ_DECLARE_KERNELS(avx512)
 IVFPQ_DECLARE_KERNELS(neon)
+/* the baseline row quantizer (coarse.c) and its AVX2 / AVX-512 variants */
+float ivfpq__cpf_quant_base(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                            int blocked, float sums[5]);
+float ivfpq__cpf_quant_avx2(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                            int blocked, float sums[5]);
+float ivfpq__cpf_quant_avx512(const float *x, const float *mu, size_t d, float R, int16_t *out,
+                              int blocked, float sums[5]);
 /* i16_tile with AVX512-VNNI, for the avx512 table on CPUs that have it */
 void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
                                 size_t dp, int32_t *out, size_t ldo);

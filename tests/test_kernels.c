@@ -419,6 +419,61 @@ static void i16_tiles_exact(void **state)
     }
 }
 
+/* The prefilter's row quantizer keeps its contract at every level (it is
+ * not bit-identical across levels, see kernels.h): the exact max |x - mu|,
+ * integers in [-R, R] at the documented places (blocked or not), and sums
+ * that match a double recomputation from those very integers. */
+static void cpf_quant_contract(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    synth_rng r;
+    synth_seed(&r, 707);
+    for (int rep = 0; rep < 200; rep++) {
+        size_t d = 1 + rnd(&r, 300), dp = d + (d & 1);
+        int blocked = rep % 2;
+        float R = (float)(int)sqrt(2147483647.0 / (double)dp);
+        if (R > 32767.0f) R = 32767.0f;
+        float *xb, *mb;
+        float *x = rnd_floats(&r, d, &xb), *mu = rnd_floats(&r, d, &mb);
+        if (rep % 7 == 0) memcpy(mu, x, d * sizeof(float)); /* all zero: scale 0 */
+        size_t olen = blocked ? (dp / 2) * 32 : dp;
+        int16_t *out = malloc(olen * sizeof(int16_t));
+        assert_non_null(out);
+        for (size_t l = 0; l <= nl; l++) {
+            const ivfpq_kernels *k = l < nl ? lv[l] : ref();
+            float sums[5];
+            for (size_t i = 0; i < olen; i++) out[i] = INT16_MIN; /* below -R: every slot read must be written */
+            float mx = k->cpf_quant(x, mu, d, R, out, blocked, sums);
+            float want = 0.0f;
+            for (size_t j = 0; j < d; j++) want = fabsf(x[j] - mu[j]) > want ? fabsf(x[j] - mu[j]) : want;
+            assert_true(mx == want);
+            double s = (double)(mx / R), ref5[5] = {0}, abs5[5] = {0};
+            for (size_t j = 0; j < d; j++) {
+                int16_t c = out[blocked ? (j / 2) * 32 + (j & 1) : j];
+                if (!(c >= -R && c <= R)) fail_msg("cpf_quant %s: d=%zu out of range", ivfpq_simd_name(k->level), d);
+                double v = (double)(x[j] - mu[j]), e = v - s * c, p = (double)(mu[j] * x[j]);
+                double t[5] = {e * e, v * v, (double)x[j] * x[j], p, fabs(p)};
+                for (int q = 0; q < 5; q++) ref5[q] += t[q], abs5[q] += fabs(t[q]);
+            }
+            /* the error norm: float e_j = v_j - s c_j is within ~2u |v_j|
+             * (coarse.c adds 4u |v| to the norm for it) */
+            double en = sqrt((double)sums[0]), rn = sqrt(ref5[0]), vn = sqrt(ref5[1]);
+            if (fabs(en - rn) > 4.0 / 16777216.0 * vn + 1e-4 * rn + 1e-30)
+                fail_msg("cpf_quant %s: d=%zu blocked=%d error norm %g, recomputed %g",
+                         ivfpq_simd_name(k->level), d, blocked, en, rn);
+            for (int q = 1; q < 5; q++)
+                if (fabs(sums[q] - ref5[q]) > 1e-4 * abs5[q] + 1e-30)
+                    fail_msg("cpf_quant %s: d=%zu blocked=%d sum %d = %g, recomputed %g",
+                             ivfpq_simd_name(k->level), d, blocked, q, (double)sums[q], ref5[q]);
+        }
+        free(out);
+        free(xb);
+        free(mb);
+    }
+}
+
 /* The canonical order, written out here once more: guards the scalar
  * reference itself against drifting. */
 static void scalar_is_canonical(void **state)
@@ -651,6 +706,7 @@ int main(void)
         cmocka_unit_test(tiles_match),
         cmocka_unit_test(tiles_match_large),
         cmocka_unit_test(i16_tiles_exact),
+        cmocka_unit_test(cpf_quant_contract),
         cmocka_unit_test(luts_match),
         cmocka_unit_test(lut_quantize_exact),
         cmocka_unit_test(same_index_at_every_level),
