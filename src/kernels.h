@@ -5,7 +5,10 @@
  * distance_scalar.c) and per instruction set (fastscan_<isa>.c,
  * distance_<isa>.c, each compiled with its own flags). All variants produce
  * bit-identical results, which is what makes training, indexes and search
- * results identical at every SIMD level. That requires one fixed arithmetic
+ * results identical at every SIMD level. (One exception, by design: the
+ * coarse prefilter's row quantizer, cpf_quant below, only has to satisfy
+ * a contract; what it feeds is bounds, and coarse.c's output is identical
+ * at every level all the same.) That requires one fixed arithmetic
  * order, defined here and followed by every variant:
  *
  * Float tiles (l2sqr_tile, dot_tile), "canonical 16-lane order":
