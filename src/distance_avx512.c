@@ -225,120 +225,76 @@ void ivfpq__lut_u8_avx512(const float *lut, size_t n, const float *mn, float a, 
  * and vpmaddwd adds both products per row. Tiles of up to 4 queries x 4
  * blocks keep 16 accumulators in registers; the loop runs over block
  * groups outside and queries inside, so a group (64 rows) stays in L1. */
-IVFPQ_INLINE void i16_tile(const int16_t *x, size_t dp, const int16_t *y, int32_t *out,
-                           size_t ldo, int RQ, int RB)
-{
-    __m512i acc[4][4];
-IVFPQ_UNROLL
-    for (int a = 0; a < RQ; a++)
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++) acc[a][b] = _mm512_setzero_si512();
-    for (size_t t = 0; t < dp / 2; t++) {
-        __m512i yv[4];
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++)
-            yv[b] = _mm512_loadu_si512((const void *)(y + (size_t)b * dp * 16 + t * 32));
-IVFPQ_UNROLL
-        for (int a = 0; a < RQ; a++) {
-            int32_t w;
-            memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);
-            __m512i qv = _mm512_set1_epi32(w);
-IVFPQ_UNROLL
-            for (int b = 0; b < RB; b++)
-                acc[a][b] = _mm512_add_epi32(acc[a][b], _mm512_madd_epi16(qv, yv[b]));
-        }
-    }
-IVFPQ_UNROLL
-    for (int a = 0; a < RQ; a++)
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++)
-            _mm512_storeu_si512((void *)(out + (size_t)a * ldo + (size_t)b * 16), acc[a][b]);
-}
+#define I16_CASE(F, RQ, RB) \
+    case (RQ) * 8 + (RB): F(xi, dp, yb, o, ldo, RQ, RB); break;
 
-void ivfpq__i16_tile_avx512(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,
-                            int32_t *out, size_t ldo)
-{
-    for (size_t b0 = 0; b0 < nb; b0 += 4) {
-        int rb = nb - b0 < 4 ? (int)(nb - b0) : 4;
-        const int16_t *yb = y + b0 * dp * 16;
-        for (size_t i0 = 0; i0 < nx; i0 += 4) {
-            int rq = nx - i0 < 4 ? (int)(nx - i0) : 4;
-            const int16_t *xi = x + i0 * dp;
-            int32_t *o = out + i0 * ldo + b0 * 16;
-#define I16_CASE(RQ, RB) \
-    case (RQ) * 8 + (RB): i16_tile(xi, dp, yb, o, ldo, RQ, RB); break;
-            switch (rq * 8 + rb) {
-                I16_CASE(4, 4) I16_CASE(4, 3) I16_CASE(4, 2) I16_CASE(4, 1)
-                I16_CASE(3, 4) I16_CASE(3, 3) I16_CASE(3, 2) I16_CASE(3, 1)
-                I16_CASE(2, 4) I16_CASE(2, 3) I16_CASE(2, 2) I16_CASE(2, 1)
-                I16_CASE(1, 4) I16_CASE(1, 3) I16_CASE(1, 2) I16_CASE(1, 1)
-            default: break;
-            }
-#undef I16_CASE
-        }
+/* The tile helper FN_tile and the entry point FN for one accumulate step
+ * STEP(acc, q, y); ATTR is the functions' target attribute (or nothing). */
+#define I16_TILE_FUNCS(FN, ATTR, STEP)                                                          \
+    ATTR static inline __attribute__((always_inline)) void FN##_tile(                          \
+        const int16_t *x, size_t dp, const int16_t *y, int32_t *out, size_t ldo, int RQ, int RB) \
+    {                                                                                           \
+        __m512i acc[4][4];                                                                      \
+        IVFPQ_UNROLL                                                                            \
+        for (int a = 0; a < RQ; a++)                                                            \
+            IVFPQ_UNROLL                                                                        \
+            for (int b = 0; b < RB; b++) acc[a][b] = _mm512_setzero_si512();                    \
+        for (size_t t = 0; t < dp / 2; t++) {                                                   \
+            __m512i yv[4];                                                                      \
+            IVFPQ_UNROLL                                                                        \
+            for (int b = 0; b < RB; b++)                                                        \
+                yv[b] = _mm512_loadu_si512((const void *)(y + (size_t)b * dp * 16 + t * 32));   \
+            IVFPQ_UNROLL                                                                        \
+            for (int a = 0; a < RQ; a++) {                                                      \
+                int32_t w;                                                                      \
+                memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);                               \
+                __m512i qv = _mm512_set1_epi32(w);                                              \
+                IVFPQ_UNROLL                                                                    \
+                for (int b = 0; b < RB; b++) acc[a][b] = STEP(acc[a][b], qv, yv[b]);            \
+            }                                                                                   \
+        }                                                                                       \
+        IVFPQ_UNROLL                                                                            \
+        for (int a = 0; a < RQ; a++)                                                            \
+            IVFPQ_UNROLL                                                                        \
+            for (int b = 0; b < RB; b++)                                                        \
+                _mm512_storeu_si512((void *)(out + (size_t)a * ldo + (size_t)b * 16), acc[a][b]); \
+    }                                                                                           \
+    ATTR void FN(const int16_t *x, size_t nx, const int16_t *y, size_t nb, size_t dp,           \
+                 int32_t *out, size_t ldo)                                                      \
+    {                                                                                           \
+        for (size_t b0 = 0; b0 < nb; b0 += 4) {                                                 \
+            int rb = nb - b0 < 4 ? (int)(nb - b0) : 4;                                          \
+            const int16_t *yb = y + b0 * dp * 16;                                               \
+            for (size_t i0 = 0; i0 < nx; i0 += 4) {                                             \
+                int rq = nx - i0 < 4 ? (int)(nx - i0) : 4;                                      \
+                const int16_t *xi = x + i0 * dp;                                                \
+                int32_t *o = out + i0 * ldo + b0 * 16;                                          \
+                switch (rq * 8 + rb) {                                                          \
+                    I16_CASE(FN##_tile, 4, 4) I16_CASE(FN##_tile, 4, 3)                         \
+                    I16_CASE(FN##_tile, 4, 2) I16_CASE(FN##_tile, 4, 1)                         \
+                    I16_CASE(FN##_tile, 3, 4) I16_CASE(FN##_tile, 3, 3)                         \
+                    I16_CASE(FN##_tile, 3, 2) I16_CASE(FN##_tile, 3, 1)                         \
+                    I16_CASE(FN##_tile, 2, 4) I16_CASE(FN##_tile, 2, 3)                         \
+                    I16_CASE(FN##_tile, 2, 2) I16_CASE(FN##_tile, 2, 1)                         \
+                    I16_CASE(FN##_tile, 1, 4) I16_CASE(FN##_tile, 1, 3)                         \
+                    I16_CASE(FN##_tile, 1, 2) I16_CASE(FN##_tile, 1, 1)                         \
+                default: break;                                                                 \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
     }
-}
+
+#define I16_MADD(acc, q, y) _mm512_add_epi32((acc), _mm512_madd_epi16((q), (y)))
+I16_TILE_FUNCS(ivfpq__i16_tile_avx512, , I16_MADD)
 
 /* The same tiles with AVX512-VNNI's vpdpwssd (multiply, add pairs and
  * accumulate in one instruction: half the instructions of vpmaddwd +
  * vpaddd, same integers). Chosen by dispatch.c when the CPU has VNNI;
  * the target attribute keeps -mavx512vnni out of the rest of this file. */
 #if defined(__GNUC__) || defined(__clang__)
-#define IVFPQ_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
-
-IVFPQ_VNNI static inline __attribute__((always_inline)) void
-i16_tile_vnni(const int16_t *x, size_t dp, const int16_t *y, int32_t *out, size_t ldo, int RQ,
-              int RB)
-{
-    __m512i acc[4][4];
-IVFPQ_UNROLL
-    for (int a = 0; a < RQ; a++)
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++) acc[a][b] = _mm512_setzero_si512();
-    for (size_t t = 0; t < dp / 2; t++) {
-        __m512i yv[4];
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++)
-            yv[b] = _mm512_loadu_si512((const void *)(y + (size_t)b * dp * 16 + t * 32));
-IVFPQ_UNROLL
-        for (int a = 0; a < RQ; a++) {
-            int32_t w;
-            memcpy(&w, x + (size_t)a * dp + 2 * t, sizeof w);
-            __m512i qv = _mm512_set1_epi32(w);
-IVFPQ_UNROLL
-            for (int b = 0; b < RB; b++) acc[a][b] = _mm512_dpwssd_epi32(acc[a][b], qv, yv[b]);
-        }
-    }
-IVFPQ_UNROLL
-    for (int a = 0; a < RQ; a++)
-IVFPQ_UNROLL
-        for (int b = 0; b < RB; b++)
-            _mm512_storeu_si512((void *)(out + (size_t)a * ldo + (size_t)b * 16), acc[a][b]);
-}
-
-IVFPQ_VNNI void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const int16_t *y,
-                                           size_t nb, size_t dp, int32_t *out, size_t ldo)
-{
-    for (size_t b0 = 0; b0 < nb; b0 += 4) {
-        int rb = nb - b0 < 4 ? (int)(nb - b0) : 4;
-        const int16_t *yb = y + b0 * dp * 16;
-        for (size_t i0 = 0; i0 < nx; i0 += 4) {
-            int rq = nx - i0 < 4 ? (int)(nx - i0) : 4;
-            const int16_t *xi = x + i0 * dp;
-            int32_t *o = out + i0 * ldo + b0 * 16;
-#define I16_CASE(RQ, RB) \
-    case (RQ) * 8 + (RB): i16_tile_vnni(xi, dp, yb, o, ldo, RQ, RB); break;
-            switch (rq * 8 + rb) {
-                I16_CASE(4, 4) I16_CASE(4, 3) I16_CASE(4, 2) I16_CASE(4, 1)
-                I16_CASE(3, 4) I16_CASE(3, 3) I16_CASE(3, 2) I16_CASE(3, 1)
-                I16_CASE(2, 4) I16_CASE(2, 3) I16_CASE(2, 2) I16_CASE(2, 1)
-                I16_CASE(1, 4) I16_CASE(1, 3) I16_CASE(1, 2) I16_CASE(1, 1)
-            default: break;
-            }
-#undef I16_CASE
-        }
-    }
-}
+#define I16_DPWSSD(acc, q, y) _mm512_dpwssd_epi32((acc), (q), (y))
+I16_TILE_FUNCS(ivfpq__i16_tile_avx512vnni, __attribute__((target("avx512f,avx512bw,avx512vnni"))),
+               I16_DPWSSD)
 #endif
 
 /* ------------------------------------------- prefilter row quantizer
