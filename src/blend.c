@@ -235,9 +235,10 @@ int ivfpq_search_blend_ws(const ivfpq_index *idx, size_t nq, const float *q, siz
     for (size_t c0 = 0; c0 < nq; c0 += bp.C) {
         size_t cn = nq - c0 < bp.C ? nq - c0 : bp.C;
         cp.nfound = p->nfound ? p->nfound + c0 : NULL;
-        /* cannot fail: every argument was checked above */
+        /* cannot fail: every argument was checked above; chunks after the
+         * first (never larger) reuse its coarse prefilter tables */
         rc = ivfpq__search_where_ws(idx, cn, q + c0 * d, k, &cp, dist, lab, where,
-                                    w + bp.o_search, bp.search_bytes);
+                                    w + bp.o_search, bp.search_bytes, c0 > 0);
         if (rc) return rc;
         for (size_t i = 0; i < cn; i++)
             blend_query(idx, K, q + (c0 + i) * d, k, dist + i * k, where + i * k, rf, rq, wt, s,

@@ -45,7 +45,7 @@ typedef struct cpf_layout {
 } cpf_layout;
 
 typedef struct cpf_hdr {
-    int ip;
+    int ip, usable;
     float R;
 } cpf_hdr;
 
@@ -236,6 +236,7 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
     cpf_hdr *hdr = (cpf_hdr *)(void *)(w + L.o_hdr);
     const ivfpq_kernels *Kt = ivfpq__kernels();
     hdr->ip = ip;
+    hdr->usable = 0;
     hdr->R = range_for(L.dp);
 
     /* the centre: any vector is valid; the mean of a sample of 64
@@ -279,7 +280,15 @@ int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_
         K[c] = (float)(kap * 1.0001);
         if (!(m <= 1e30 && fabsf(H[c]) <= 1e36f && N[c] <= 1e18f && E[c] <= 1e18f)) return 0;
     }
+    hdr->usable = 1;
     return 1;
+}
+
+int ivfpq__cpf_usable(const void *mem, size_t nlist, size_t d)
+{
+    cpf_layout L;
+    layout(nlist, d, &L);
+    return ((const cpf_hdr *)(const void *)((const unsigned char *)mem + L.o_hdr))->usable;
 }
 
 /* ------------------------------------------------------------- search */

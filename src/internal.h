@@ -235,11 +235,14 @@ int ivfpq__check_search_args(const ivfpq_index *idx, const char *what, size_t nq
 /* ivfpq_search_ws that also reports where each result is stored: where
  * [nq, k] receives (list << 32 | offset in the list) per result, or
  * UINT64_MAX for a missing one (label -1), so stored vectors are read
- * without looking their labels up (blend.c). where NULL = ivfpq_search_ws. */
+ * without looking their labels up (blend.c). where NULL = ivfpq_search_ws.
+ * cpf_ready: an earlier call on this workspace, with this index and at
+ * least as many queries, built the coarse prefilter's tables (they sit at
+ * the workspace's start): use them instead of building them again. */
 int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                            const ivfpq_search_params *params, float *distances,
                            int64_t *labels, uint64_t *where, void *workspace,
-                           size_t workspace_size);
+                           size_t workspace_size, int cpf_ready);
 
 /* ------------------------------------------------------------- k-means */
 
@@ -281,6 +284,8 @@ size_t ivfpq__cpf_bytes(size_t nlist, size_t d);
 size_t ivfpq__cpf_scratch_bytes(size_t nlist, size_t d);
 int ivfpq__cpf_prepare(void *mem, const float *cents, const float *cnorms, size_t nlist, size_t d,
                        int ip);
+/* What the last ivfpq__cpf_prepare on these tables returned. */
+int ivfpq__cpf_usable(const void *mem, size_t nlist, size_t d);
 void ivfpq__cpf_search(const void *tables, const float *x, size_t nx, size_t d, const float *cents,
                        const float *cnorms, size_t nlist, size_t nprobe, int32_t *lists,
                        float *dists, void *scratch, float *fscratch);

@@ -94,6 +94,13 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
 
     size_t t = 0;
     int ok = 1;
+    /* the prefilter tables first: their place depends on the index alone,
+     * so successive calls on one workspace can share them (search_blend) */
+    pl->cpf = pl->ivf && ivfpq__cpf_worth(nq, idx->nlist, d, pl->P);
+    if (pl->cpf) {
+        ok &= reserve(&t, &pl->o_cpf, ivfpq__cpf_bytes(idx->nlist, d), 1);
+        ok &= reserve(&t, &pl->o_cpfs, ivfpq__cpf_scratch_bytes(idx->nlist, d), 1);
+    }
     size_t CP;
     ok &= ivfpq__mul(C, pl->P, &CP);
     ok &= reserve(&t, &pl->o_plist, CP, sizeof(int32_t));
@@ -104,11 +111,6 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
     if (pl->count_sort) ok &= reserve(&t, &pl->o_cnt, 2 * idx->nlist + 1, sizeof(uint32_t));
     if (pl->ivf)
         ok &= reserve(&t, &pl->o_cscratch, ivfpq__coarse_scratch_floats(C, idx->nlist), sizeof(float));
-    pl->cpf = pl->ivf && ivfpq__cpf_worth(nq, idx->nlist, d, pl->P);
-    if (pl->cpf) {
-        ok &= reserve(&t, &pl->o_cpf, ivfpq__cpf_bytes(idx->nlist, d), 1);
-        ok &= reserve(&t, &pl->o_cpfs, ivfpq__cpf_scratch_bytes(idx->nlist, d), 1);
-    }
     size_t Ckb;
     ok &= ivfpq__mul(C, pl->kb, &Ckb);
     ok &= reserve(&t, &pl->o_hk, Ckb, sizeof(float));
@@ -642,13 +644,13 @@ int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                     void *workspace, size_t workspace_size)
 {
     return ivfpq__search_where_ws(idx, nq, q, k, params, distances, labels, NULL, workspace,
-                                  workspace_size);
+                                  workspace_size, 0);
 }
 
 int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                            const ivfpq_search_params *params, float *distances,
                            int64_t *labels, uint64_t *where, void *workspace,
-                           size_t workspace_size)
+                           size_t workspace_size, int cpf_ready)
 {
     const ivfpq_search_params *p = params ? params : &default_params;
     int rc = validate(idx, nq, q, k, p, distances, labels);
@@ -687,9 +689,10 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
         ch.qg = (float *)(void *)(w + pl.o_qg);
         ch.tile = (float *)(void *)(w + pl.o_tile);
     }
-    if (pl.cpf && nq && ivfpq__cpf_prepare(w + pl.o_cpf, idx->centroids, idx->cnorms, idx->nlist,
-                                           (size_t)idx->d,
-                                           idx->metric == IVFPQ_METRIC_INNER_PRODUCT)) {
+    if (pl.cpf && nq &&
+        (cpf_ready ? ivfpq__cpf_usable(w + pl.o_cpf, idx->nlist, (size_t)idx->d)
+                   : ivfpq__cpf_prepare(w + pl.o_cpf, idx->centroids, idx->cnorms, idx->nlist,
+                                        (size_t)idx->d, idx->metric == IVFPQ_METRIC_INNER_PRODUCT))) {
         ch.cpf = w + pl.o_cpf;
         ch.cpfs = w + pl.o_cpfs;
     }

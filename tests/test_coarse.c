@@ -166,12 +166,44 @@ static void batch_equals_one_at_a_time(void **state)
     free(q);
 }
 
+/* search_blend goes by chunks of 256 queries, and chunks after the first
+ * reuse the first one's prefilter tables: 600 queries at once (chunks of
+ * 256, 256, 88) blend exactly as one at a time (no prefilter). */
+static void blend_chunks_share_tables(void **state)
+{
+    (void)state;
+    const size_t d = 16, n = 3000, nq = 600, k = 4;
+    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
+    float *o1 = malloc(nq * d * sizeof(float)), *o2 = malloc(nq * d * sizeof(float));
+    assert_true(x && q && o1 && o2);
+    synth_rng r;
+    synth_seed(&r, 78);
+    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 2.0f * (float)(i % 5);
+    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 2.0f * (float)(i % 5);
+    ivfpq_index *idx;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+    ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+    p.nprobe = 2;
+    assert_int_equal(ivfpq_search_blend(idx, nq, q, k, &p, 0.75, o1), IVFPQ_OK);
+    for (size_t i = 0; i < nq; i++)
+        assert_int_equal(ivfpq_search_blend(idx, 1, q + i * d, k, &p, 0.75, o2 + i * d), IVFPQ_OK);
+    assert_memory_equal(o1, o2, nq * d * sizeof(float));
+    ivfpq_free(idx);
+    free(x);
+    free(q);
+    free(o1);
+    free(o2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(prefilter_equals_float_search),
         cmocka_unit_test(prefilter_refuses_huge_values),
         cmocka_unit_test(batch_equals_one_at_a_time),
+        cmocka_unit_test(blend_chunks_share_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
