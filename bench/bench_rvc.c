@@ -13,8 +13,9 @@
  * for the whole step ivfpq_search_blend_ws (search + weights + blend),
  * over passes through all the chunks repeated for at least --min-time
  * seconds. Times are this thread's CPU time (not inflated when the shared
- * machine deschedules us), workspaces allocated once (as a real-time
- * caller would).
+ * machine deschedules us), workspaces allocated once and the coarse
+ * prefilter's tables kept in the index (ivfpq_cache_coarse_tables), as a
+ * real-time caller would.
  *
  * Training is bounded: at most --train-points vectors (a seeded random
  * subsample, as faiss does with max_points_per_centroid; 0 = all N) and
@@ -163,6 +164,8 @@ static void run_index(const cfg *c, size_t N, size_t d, const char *spec, const 
     t0 = cpu_now();
     if ((rc = ivfpq_add(idx, N, xb, NULL))) die("add", rc);
     double tadd = cpu_now() - t0;
+    /* as a real-time caller would: the coarse prefilter's tables built once */
+    if ((rc = ivfpq_cache_coarse_tables(idx, 1))) die("cache_coarse_tables", rc);
     ivfpq_info info;
     ivfpq_get_info(idx, &info);
     float *D = xmalloc(nq * K * sizeof(float));

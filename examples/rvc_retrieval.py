@@ -118,6 +118,7 @@ def main():
         index = ivfpq.index_factory(d, spec, "l2")
         index.train(big_npy)
         index.add(big_npy)
+        index.cache_coarse_tables()  # built once, reused by every chunk's search
         t_build = time.perf_counter() - t0
         t0 = time.perf_counter()
         out = index.search_blend(feats, args.k, args.rate, nprobe=1)
@@ -135,6 +136,7 @@ def main():
         path = os.path.join(tmp, "added_%s.ivfpq" % spec.replace(",", "_"))
         ivfpq.write_index(index, path)
         back = ivfpq.read_index(path, zero_copy=True)
+        back.cache_coarse_tables()
         check(np.array_equal(back.search_blend(feats, args.k, args.rate), out),
               "same output from the saved index searched in place (zero-copy)")
 

@@ -92,6 +92,7 @@ void ivfpq_free(ivfpq_index *idx)
 {
     if (!idx) return;
     ivfpq_mem mem = idx->mem;
+    ivfpq__free(&mem, idx->cpf_cache);
     ivfpq__lists_free(idx);
     free_model(idx);
     ivfpq__free(&mem, idx->image);
@@ -155,6 +156,51 @@ static int pq_training_set(const ivfpq_index *idx, size_t n, const float *x, con
     return IVFPQ_OK;
 }
 
+/* Bytes of the coarse prefilter cache for this index's shape, 0 where the
+ * prefilter never runs. */
+static size_t cpf_cache_bytes(const ivfpq_index *idx)
+{
+    size_t d = (size_t)idx->d;
+    return idx->spec.has_ivf && ivfpq__cpf_worth(32, idx->nlist, d, 1)
+               ? ivfpq__cpf_bytes(idx->nlist, d)
+               : 0;
+}
+
+/* Fills a cache buffer from the current centroids; frees it (NULL) when the
+ * values do not allow the int16 bounds (searches then use the float path). */
+static void *cpf_cache_fill(ivfpq_index *idx, void *buf)
+{
+    if (buf && !ivfpq__cpf_prepare(buf, idx->centroids, idx->cnorms, idx->nlist, (size_t)idx->d,
+                                   idx->metric == IVFPQ_METRIC_INNER_PRODUCT)) {
+        ivfpq__free(&idx->mem, buf);
+        buf = NULL;
+    }
+    return buf;
+}
+
+int ivfpq_cache_coarse_tables(ivfpq_index *idx, int enable)
+{
+    if (!idx) return IVFPQ_E_INVALID_ARG;
+    if (!enable) {
+        ivfpq__free(&idx->mem, idx->cpf_cache);
+        idx->cpf_cache = NULL;
+        return IVFPQ_OK;
+    }
+    if (!idx->spec.has_ivf)
+        return ivfpq__fail(&idx->log, IVFPQ_E_UNSUPPORTED,
+                           "cache_coarse_tables: the index has no coarse quantizer (IVF)");
+    if (!idx->is_trained)
+        return ivfpq__fail(&idx->log, IVFPQ_E_NOT_TRAINED, "cache_coarse_tables: the index is not trained");
+    size_t bytes = cpf_cache_bytes(idx);
+    if (bytes == 0 || idx->cpf_cache) return IVFPQ_OK; /* never used, or built already */
+    void *buf = ivfpq__alloc(&idx->mem, bytes);
+    if (!buf)
+        return ivfpq__fail(&idx->log, IVFPQ_E_NOMEM,
+                           "cache_coarse_tables: cannot allocate %zu bytes", bytes);
+    idx->cpf_cache = cpf_cache_fill(idx, buf);
+    return IVFPQ_OK;
+}
+
 int ivfpq_train(ivfpq_index *idx, size_t n, const float *x)
 {
     if (!idx) return IVFPQ_E_INVALID_ARG;
@@ -210,11 +256,25 @@ int ivfpq_train(ivfpq_index *idx, size_t n, const float *x)
         ivfpq__free(mem, pqx);
         if (rc) goto fail;
     }
+    /* a kept prefilter cache follows the new centroids: its buffer is taken
+     * before anything changes, so running out of memory changes nothing */
+    void *cache = NULL;
+    if (idx->cpf_cache && cents) {
+        size_t cb_bytes = cpf_cache_bytes(idx);
+        if (cb_bytes && !(cache = ivfpq__alloc(mem, cb_bytes))) {
+            rc = ivfpq__fail(log, IVFPQ_E_NOMEM, "train: out of memory for the kept coarse tables");
+            goto fail;
+        }
+    }
     free_model(idx);
     idx->centroids = cents;
     idx->cnorms = cnorms;
     idx->pq_cb = cb;
     idx->is_trained = 1;
+    if (idx->cpf_cache) {
+        ivfpq__free(mem, idx->cpf_cache);
+        idx->cpf_cache = cpf_cache_fill(idx, cache);
+    }
     return IVFPQ_OK;
 fail:
     ivfpq__free(mem, cents);
@@ -265,6 +325,7 @@ int ivfpq_get_info(const ivfpq_index *idx, ivfpq_info *info)
     size_t bytes = sizeof *idx + ivfpq__lists_bytes(idx);
     if (idx->centroids) bytes += idx->nlist * ((size_t)idx->d + 1) * sizeof(float);
     if (idx->pq_cb) bytes += (size_t)idx->d * IVFPQ_KSUB * sizeof(float);
+    if (idx->cpf_cache) bytes += ivfpq__cpf_bytes(idx->nlist, (size_t)idx->d);
     info->memory_bytes = bytes;
     ivfpq__spec_string(&idx->spec, info->factory, sizeof info->factory);
     return IVFPQ_OK;

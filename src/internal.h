@@ -165,6 +165,7 @@ struct ivfpq_index {
     float *cnorms;         /* [nlist] squared norms of centroids (IVF) */
     float *pq_cb;          /* [M][dsub][16] codebooks: pq_cb[(m*dsub + t)*16 + j] */
     int model_borrowed;    /* the three arrays above point into an image, not ours */
+    void *cpf_cache;       /* coarse prefilter tables (ivfpq_cache_coarse_tables), or NULL */
     int readonly;          /* zero-copy view of a caller's buffer: never modified */
     void *image;           /* owned copy of a loaded image (freed with the index), or NULL */
     /* called by ivfpq_free last, e.g. to unmap the file a zero-copy index

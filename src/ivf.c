@@ -158,13 +158,15 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
                          : NULL;
     size_t *cnt = ivfpq__calloc(mem, idx->nlist * sizeof(size_t));
     int want_cpf = idx->spec.has_ivf && ivfpq__cpf_worth(n, idx->nlist, d, 1);
-    void *cpf = want_cpf ? ivfpq__alloc(mem, ivfpq__cpf_bytes(idx->nlist, d)) : NULL;
+    /* tables kept in the index (ivfpq_cache_coarse_tables) or built here */
+    int own_cpf = want_cpf && !idx->cpf_cache;
+    void *cpf = own_cpf ? ivfpq__alloc(mem, ivfpq__cpf_bytes(idx->nlist, d)) : NULL;
     void *cpfs = want_cpf ? ivfpq__alloc(mem, ivfpq__cpf_scratch_bytes(idx->nlist, d)) : NULL;
     uint8_t *codes = NULL, *unpacked = NULL;
     float *lut = NULL, *resid = NULL;
     grow *gr = NULL;
     size_t ngr = 0;
-    int ok = assign && cnt && (!idx->spec.has_ivf || (adist && scratch)) && (!want_cpf || (cpf && cpfs));
+    int ok = assign && cnt && (!idx->spec.has_ivf || (adist && scratch)) && (!want_cpf || ((cpf || !own_cpf) && cpfs));
     if (ok && idx->spec.has_pq) {
         size_t cb;
         ok = ivfpq__mul(n, cs, &cb) && (codes = ivfpq__calloc(mem, cb)) != NULL;
@@ -179,11 +181,14 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
     if (idx->spec.has_ivf) {
         int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
         /* the same lists, most centroids ruled out in int16 (coarse.c) */
-        int pf = cpf && ivfpq__cpf_prepare(cpf, idx->centroids, idx->cnorms, idx->nlist, d, ip);
+        const void *tabs = own_cpf ? cpf : idx->cpf_cache;
+        int pf = want_cpf && (own_cpf ? ivfpq__cpf_prepare(cpf, idx->centroids, idx->cnorms,
+                                                           idx->nlist, d, ip)
+                                      : tabs != NULL);
         for (size_t i0 = 0; i0 < n; i0 += 256) {
             size_t g = n - i0 < 256 ? n - i0 : 256;
             if (pf)
-                ivfpq__cpf_search(cpf, x + i0 * d, g, d, idx->centroids, idx->cnorms, idx->nlist,
+                ivfpq__cpf_search(tabs, x + i0 * d, g, d, idx->centroids, idx->cnorms, idx->nlist,
                                   1, assign + i0, adist + i0, cpfs, scratch);
             else
                 ivfpq__coarse_search(x + i0 * d, g, d, idx->centroids, idx->cnorms, idx->nlist, ip,

@@ -98,7 +98,7 @@ static int plan_search(const ivfpq_index *idx, size_t nq, size_t k,
      * so successive calls on one workspace can share them (search_blend) */
     pl->cpf = pl->ivf && ivfpq__cpf_worth(nq, idx->nlist, d, pl->P);
     if (pl->cpf) {
-        ok &= reserve(&t, &pl->o_cpf, ivfpq__cpf_bytes(idx->nlist, d), 1);
+        if (!idx->cpf_cache) ok &= reserve(&t, &pl->o_cpf, ivfpq__cpf_bytes(idx->nlist, d), 1);
         ok &= reserve(&t, &pl->o_cpfs, ivfpq__cpf_scratch_bytes(idx->nlist, d), 1);
     }
     size_t CP;
@@ -689,10 +689,14 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
         ch.qg = (float *)(void *)(w + pl.o_qg);
         ch.tile = (float *)(void *)(w + pl.o_tile);
     }
-    if (pl.cpf && nq &&
-        (cpf_ready ? ivfpq__cpf_usable(w + pl.o_cpf, idx->nlist, (size_t)idx->d)
-                   : ivfpq__cpf_prepare(w + pl.o_cpf, idx->centroids, idx->cnorms, idx->nlist,
-                                        (size_t)idx->d, idx->metric == IVFPQ_METRIC_INNER_PRODUCT))) {
+    if (pl.cpf && nq && idx->cpf_cache) { /* kept in the index, built when it was usable */
+        ch.cpf = idx->cpf_cache;
+        ch.cpfs = w + pl.o_cpfs;
+    } else if (pl.cpf && nq &&
+               (cpf_ready ? ivfpq__cpf_usable(w + pl.o_cpf, idx->nlist, (size_t)idx->d)
+                          : ivfpq__cpf_prepare(w + pl.o_cpf, idx->centroids, idx->cnorms,
+                                               idx->nlist, (size_t)idx->d,
+                                               idx->metric == IVFPQ_METRIC_INNER_PRODUCT))) {
         ch.cpf = w + pl.o_cpf;
         ch.cpfs = w + pl.o_cpfs;
     }

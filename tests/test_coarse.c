@@ -197,6 +197,194 @@ static void blend_chunks_share_tables(void **state)
     free(o2);
 }
 
+/* An allocator that refuses when told to (ivfpq_cache_coarse_tables and
+ * train's rebuild must then change nothing). */
+static int g_refuse;
+static size_t g_count, g_fail_at; /* allocations seen; refuse the g_fail_at-th (1-based) */
+static void *maybe_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    g_count++;
+    return g_refuse || g_count == g_fail_at ? NULL : malloc(size);
+}
+static void plain_free(void *opaque, void *p)
+{
+    (void)opaque;
+    free(p);
+}
+
+static size_t mem_bytes(const ivfpq_index *idx)
+{
+    ivfpq_info info;
+    assert_int_equal(ivfpq_get_info(idx, &info), IVFPQ_OK);
+    return info.memory_bytes;
+}
+
+/* Tables kept in the index (ivfpq_cache_coarse_tables): searches, blends
+ * and adds give exactly what they give without, the workspace shrinks by
+ * the tables' size and memory_bytes grows by it; dropping them undoes it. */
+static void kept_tables_change_nothing(void **state)
+{
+    (void)state;
+    static const char *specs[] = {"IVF128,Flat", "IVF100,PQ8x4fs,RFlat"};
+    const size_t d = 24, n = 3000, nq = 100, k = 5;
+    float *x = malloc(2 * n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
+    float *b1 = malloc(nq * d * sizeof(float)), *b2 = malloc(nq * d * sizeof(float));
+    assert_true(x && q && b1 && b2);
+    synth_rng r;
+    synth_seed(&r, 79);
+    for (size_t i = 0; i < 2 * n * d; i++) x[i] = gauss(&r) + 3.0f * (float)(i % 5);
+    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 3.0f * (float)(i % 5);
+    for (size_t s = 0; s < 2; s++)
+        for (int m = 0; m < 2; m++) {
+            ivfpq_metric metric = m ? IVFPQ_METRIC_INNER_PRODUCT : IVFPQ_METRIC_L2;
+            ivfpq_index *a, *b;
+            assert_int_equal(ivfpq_index_factory(&a, (int)d, specs[s], metric, NULL), IVFPQ_OK);
+            assert_int_equal(ivfpq_index_factory(&b, (int)d, specs[s], metric, NULL), IVFPQ_OK);
+            assert_int_equal(ivfpq_train(a, n, x), IVFPQ_OK);
+            assert_int_equal(ivfpq_train(b, n, x), IVFPQ_OK);
+            size_t m0 = mem_bytes(b), ws0, ws1;
+            ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+            p.nprobe = 4;
+            assert_int_equal(ivfpq_search_workspace_size(b, nq, k, &p, &ws0), IVFPQ_OK);
+            assert_int_equal(ivfpq_cache_coarse_tables(b, 1), IVFPQ_OK);
+            assert_int_equal(ivfpq_cache_coarse_tables(b, 1), IVFPQ_OK); /* twice: kept once */
+            size_t tb = ivfpq__cpf_bytes(b->nlist, d);
+            assert_int_equal(mem_bytes(b), m0 + tb);
+            assert_int_equal(ivfpq_search_workspace_size(b, nq, k, &p, &ws1), IVFPQ_OK);
+            assert_int_equal(ws0 - ws1, tb);
+            /* add through the kept tables, in two calls */
+            for (size_t h = 0; h < 2; h++) {
+                assert_int_equal(ivfpq_add(a, n, x + h * n * d, NULL), IVFPQ_OK);
+                assert_int_equal(ivfpq_add(b, n, x + h * n * d, NULL), IVFPQ_OK);
+            }
+            for (size_t nprobe = 1; nprobe <= 16; nprobe *= 2) {
+                p.nprobe = nprobe;
+                float D1[100 * 5], D2[100 * 5];
+                int64_t I1[100 * 5], I2[100 * 5];
+                assert_int_equal(ivfpq_search(a, nq, q, k, &p, D1, I1), IVFPQ_OK);
+                assert_int_equal(ivfpq_search(b, nq, q, k, &p, D2, I2), IVFPQ_OK);
+                assert_memory_equal(I1, I2, sizeof I1);
+                assert_memory_equal(D1, D2, sizeof D1);
+                if (s == 1) {
+                    assert_int_equal(ivfpq_search_blend(a, nq, q, k, &p, 0.5, b1), IVFPQ_OK);
+                    assert_int_equal(ivfpq_search_blend(b, nq, q, k, &p, 0.5, b2), IVFPQ_OK);
+                    assert_memory_equal(b1, b2, nq * d * sizeof(float));
+                }
+            }
+            size_t with = mem_bytes(b);
+            assert_int_equal(ivfpq_cache_coarse_tables(b, 0), IVFPQ_OK);
+            assert_int_equal(mem_bytes(b), with - tb);
+            ivfpq_free(a);
+            ivfpq_free(b);
+        }
+    free(x);
+    free(q);
+    free(b1);
+    free(b2);
+}
+
+/* Training again (after reset) rebuilds kept tables for the new centroids:
+ * a batch then equals one query at a time (float coarse search). */
+static void kept_tables_follow_training(void **state)
+{
+    (void)state;
+    const size_t d = 16, n = 3000, nq = 64, k = 4;
+    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
+    assert_true(x && q);
+    synth_rng r;
+    synth_seed(&r, 80);
+    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 2.0f * (float)(i % 3);
+    for (size_t i = 0; i < nq * d; i++) q[i] = 4.0f * gauss(&r) + 50.0f;
+    ivfpq_index *idx;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_OK);
+    for (size_t i = 0; i < n * d; i++) x[i] = 4.0f * x[i] + 50.0f; /* other centroids */
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+    ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+    p.nprobe = 3;
+    float D1[64 * 4], D2[64 * 4];
+    int64_t I1[64 * 4], I2[64 * 4];
+    assert_int_equal(ivfpq_search(idx, nq, q, k, &p, D1, I1), IVFPQ_OK);
+    for (size_t i = 0; i < nq; i++)
+        assert_int_equal(ivfpq_search(idx, 1, q + i * d, k, &p, D2 + i * k, I2 + i * k), IVFPQ_OK);
+    assert_memory_equal(I1, I2, sizeof I1);
+    assert_memory_equal(D1, D2, sizeof D1);
+    ivfpq_free(idx);
+    free(x);
+    free(q);
+}
+
+/* Errors, no-ops, and running out of memory (nothing changes). */
+static void kept_tables_errors(void **state)
+{
+    (void)state;
+    const size_t d = 8, n = 1000;
+    float *x = malloc(n * d * sizeof(float));
+    assert_true(x);
+    synth_rng r;
+    synth_seed(&r, 81);
+    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r);
+    assert_int_equal(ivfpq_cache_coarse_tables(NULL, 1), IVFPQ_E_INVALID_ARG);
+    ivfpq_index *idx;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_E_UNSUPPORTED);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 0), IVFPQ_OK);
+    ivfpq_free(idx);
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF32,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_E_NOT_TRAINED);
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    size_t m0 = mem_bytes(idx);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_OK); /* 32 lists: never used */
+    assert_int_equal(mem_bytes(idx), m0);
+    ivfpq_free(idx);
+
+    ivfpq_options o;
+    memset(&o, 0, sizeof o);
+    o.allocator.alloc = maybe_alloc;
+    o.allocator.free = plain_free;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, &o), IVFPQ_OK);
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    m0 = mem_bytes(idx);
+    g_refuse = 1;
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_E_NOMEM);
+    g_refuse = 0;
+    assert_int_equal(mem_bytes(idx), m0);
+    assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_OK);
+    size_t m1 = mem_bytes(idx);
+    assert_true(m1 > m0);
+    /* train's rebuild cannot get its buffer (its last allocation): the old
+     * centroids and tables stay, searches answer as before */
+    float *y = malloc(n * d * sizeof(float));
+    assert_true(y);
+    for (size_t i = 0; i < n * d; i++) y[i] = 3.0f * x[i] + 1.0f;
+    g_count = 0;
+    assert_int_equal(ivfpq_train(idx, n, y), IVFPQ_OK); /* counts train's allocations */
+    size_t last = g_count;
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+    ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+    p.nprobe = 2;
+    float D1[40 * 3], D2[40 * 3];
+    int64_t I1[40 * 3], I2[40 * 3];
+    assert_int_equal(ivfpq_search(idx, 40, y, 3, &p, D1, I1), IVFPQ_OK);
+    assert_int_equal(ivfpq_reset(idx), IVFPQ_OK);
+    g_count = 0;
+    g_fail_at = last;
+    assert_int_equal(ivfpq_train(idx, n, y), IVFPQ_E_NOMEM);
+    g_fail_at = 0;
+    assert_int_equal(mem_bytes(idx), m1);
+    assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_search(idx, 40, y, 3, &p, D2, I2), IVFPQ_OK);
+    assert_memory_equal(I1, I2, sizeof I1);
+    assert_memory_equal(D1, D2, sizeof D1);
+    free(y);
+    ivfpq_free(idx);
+    free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +392,9 @@ int main(void)
         cmocka_unit_test(prefilter_refuses_huge_values),
         cmocka_unit_test(batch_equals_one_at_a_time),
         cmocka_unit_test(blend_chunks_share_tables),
+        cmocka_unit_test(kept_tables_change_nothing),
+        cmocka_unit_test(kept_tables_follow_training),
+        cmocka_unit_test(kept_tables_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,6 +118,7 @@ _free = _proto("ivfpq_free", None, _vp)
 _train = _proto("ivfpq_train", ctypes.c_int, _vp, _c_size, _fptr)
 _add = _proto("ivfpq_add", ctypes.c_int, _vp, _c_size, _fptr, _i64ptr)
 _reset = _proto("ivfpq_reset", ctypes.c_int, _vp)
+_cache_tables = _proto("ivfpq_cache_coarse_tables", ctypes.c_int, _vp, ctypes.c_int)
 _search = _proto("ivfpq_search", ctypes.c_int, _vp, _c_size, _fptr, _c_size,
                  ctypes.POINTER(_SearchParams), _fptr, _i64ptr)
 _blend = _proto("ivfpq_search_blend", ctypes.c_int, _vp, _c_size, _fptr, _c_size,
@@ -271,6 +272,14 @@ class Index:
 
     def reset(self):
         _call(_reset, self._handle())
+
+    def cache_coarse_tables(self, enable=True):
+        """Keeps in the index the int16 tables that batch searches (>= 32
+        queries, >= 64 lists, nprobe <= 16) rank the centroids with, so each
+        search / search_blend call skips building them (2 * nlist * d bytes
+        and a little more; results unchanged). For an index searched chunk
+        after chunk, as RVC does. enable=False frees them."""
+        _call(_cache_tables, self._handle(), 1 if enable else 0)
 
     # -- searching
     def search(self, x, k, nprobe=None, k_factor=None):

@@ -86,6 +86,18 @@ class Blend(unittest.TestCase):
             D, I = index.search(x[:50], 8, nprobe=16)
             self.assertTrue(np.isnan(rvc_numpy(index.reconstruct_n(), D, I, x[:50], 1.0)).all())
 
+    def test_kept_coarse_tables(self):
+        x = clustered(4200, 32, 40, 9)
+        index = built("IVF64,Flat", x[:4000])
+        want = index.search_blend(x[4000:], 8, 0.75, nprobe=2)
+        before = index.info()["memory_bytes"]
+        index.cache_coarse_tables()
+        self.assertGreater(index.info()["memory_bytes"], before)
+        got = index.search_blend(x[4000:], 8, 0.75, nprobe=2)
+        self.assertEqual(got.tobytes(), want.tobytes())
+        index.cache_coarse_tables(False)
+        self.assertEqual(index.info()["memory_bytes"], before)
+
     def test_in_place_and_out(self):
         x = clustered(2100, 16, 10, 5)
         index = built("IVF8,Flat", x[:2000])
