@@ -6,8 +6,10 @@
  * are bit-identical to it wherever it is finite (see ivfpq.h).
  *
  * The stored neighbours are read where the search found them (list,
- * offset: ivfpq__search_where_ws), never looked up by label. Queries go by
- * chunks of BLEND_CHUNK so the workspace does not grow with nq.
+ * offset: ivfpq__search_where_ws), never looked up by label, and each
+ * query is blended as soon as its results are final, from rows the refine
+ * has just brought into cache. Queries go by chunks of BLEND_CHUNK so the
+ * workspace does not grow with nq.
  */
 #include <math.h>
 
@@ -192,6 +194,26 @@ static int validate(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
     return ivfpq__check_finite(log, "search_blend: queries", nq, (size_t)idx->d, q);
 }
 
+/* Blends each query as soon as the search has its results (search.c's
+ * hook), while the rows the refine read are still in cache. */
+typedef struct blend_ctx {
+    const ivfpq_index *idx;
+    const ivfpq_kernels *K;
+    const float *q;   /* the chunk's first query */
+    float *out;       /* and its output row */
+    size_t k;
+    float rf, rq;
+    float *wt, *s, *acc;
+} blend_ctx;
+
+static void blend_hook(void *ctx, size_t qi, const float *dist, const uint64_t *where)
+{
+    const blend_ctx *b = ctx;
+    size_t d = (size_t)b->idx->d;
+    blend_query(b->idx, b->K, b->q + qi * d, b->k, dist, where, b->rf, b->rq, b->wt, b->s, b->acc,
+                b->out + qi * d);
+}
+
 int ivfpq_search_blend_workspace_size(const ivfpq_index *idx, size_t nq, size_t k,
                                       const ivfpq_search_params *params, size_t *size)
 {
@@ -232,17 +254,18 @@ int ivfpq_search_blend_ws(const ivfpq_index *idx, size_t nq, const float *q, siz
      * then rounded */
     float rf = (float)rate, rq = (float)(1.0 - rate);
     ivfpq_search_params cp = *p;
+    blend_ctx bc = {idx, K, q, out, k, rf, rq, wt, s, acc};
+    ivfpq_query_hook hook = {blend_hook, &bc};
     for (size_t c0 = 0; c0 < nq; c0 += bp.C) {
         size_t cn = nq - c0 < bp.C ? nq - c0 : bp.C;
         cp.nfound = p->nfound ? p->nfound + c0 : NULL;
+        bc.q = q + c0 * d;
+        bc.out = out + c0 * d;
         /* cannot fail: every argument was checked above; chunks after the
          * first (never larger) reuse its coarse prefilter tables */
         rc = ivfpq__search_where_ws(idx, cn, q + c0 * d, k, &cp, dist, lab, where,
-                                    w + bp.o_search, bp.search_bytes, c0 > 0);
+                                    w + bp.o_search, bp.search_bytes, c0 > 0, &hook);
         if (rc) return rc;
-        for (size_t i = 0; i < cn; i++)
-            blend_query(idx, K, q + (c0 + i) * d, k, dist + i * k, where + i * k, rf, rq, wt, s,
-                        acc, out + (c0 + i) * d);
     }
     return IVFPQ_OK;
 }

@@ -240,10 +240,17 @@ int ivfpq__check_search_args(const ivfpq_index *idx, const char *what, size_t nq
  * cpf_ready: an earlier call on this workspace, with this index and at
  * least as many queries, built the coarse prefilter's tables (they sit at
  * the workspace's start): use them instead of building them again. */
+typedef struct ivfpq_query_hook {
+    void (*fn)(void *ctx, size_t qi, const float *dist, const uint64_t *where);
+    void *ctx;
+} ivfpq_query_hook;
+/* hook (non-NULL needs where): called once per query, qi counted from q,
+ * as soon as its k results are final, while the stored rows the refine
+ * just read are still in cache (blend.c blends there). */
 int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                            const ivfpq_search_params *params, float *distances,
                            int64_t *labels, uint64_t *where, void *workspace,
-                           size_t workspace_size, int cpf_ready);
+                           size_t workspace_size, int cpf_ready, const ivfpq_query_hook *hook);
 
 /* ------------------------------------------------------------- k-means */
 

@@ -155,6 +155,8 @@ typedef struct chunk {
     uint16_t *sums;      /* [FIRST_BLOCKS * 32] */
     const void *cpf;     /* prepared prefilter tables, or NULL */
     void *cpfs;
+    const ivfpq_query_hook *hook; /* or NULL */
+    size_t q0;           /* index of this chunk's first query in the call */
 } chunk;
 
 static inline uint64_t make_ref(size_t list, size_t off) { return ((uint64_t)list << 32) | off; }
@@ -603,6 +605,7 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
         size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k,
                                 where ? where + i * k : NULL, &pc);
         if (nfound) nfound[i] = m;
+        if (ch->hook) ch->hook->fn(ch->hook->ctx, ch->q0 + i, distances + i * k, where + i * k);
     }
 }
 
@@ -644,13 +647,14 @@ int ivfpq_search_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                     void *workspace, size_t workspace_size)
 {
     return ivfpq__search_where_ws(idx, nq, q, k, params, distances, labels, NULL, workspace,
-                                  workspace_size, 0);
+                                  workspace_size, 0, NULL);
 }
 
 int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
                            const ivfpq_search_params *params, float *distances,
                            int64_t *labels, uint64_t *where, void *workspace,
-                           size_t workspace_size, int cpf_ready)
+                           size_t workspace_size, int cpf_ready,
+                           const ivfpq_query_hook *hook)
 {
     const ivfpq_search_params *p = params ? params : &default_params;
     int rc = validate(idx, nq, q, k, p, distances, labels);
@@ -670,6 +674,7 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
     ch.idx = idx;
     ch.K = ivfpq__kernels();
     ch.pl = &pl;
+    ch.hook = where ? hook : NULL;
     ch.plist = (int32_t *)(void *)(w + pl.o_plist);
     ch.pdist = (float *)(void *)(w + pl.o_pdist);
     ch.items = (uint64_t *)(void *)(w + pl.o_items);
@@ -704,6 +709,7 @@ int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, si
     for (size_t c0 = 0; c0 < nq; c0 += pl.C) {
         size_t cn = nq - c0 < pl.C ? nq - c0 : pl.C;
         ch.q = q + c0 * d;
+        ch.q0 = c0;
         run_chunk(&ch, cn, k, distances + c0 * k, labels + c0 * k, where ? where + c0 * k : NULL,
                   p->nfound ? p->nfound + c0 : NULL);
     }
