@@ -177,8 +177,9 @@ IVFPQ_API int ivfpq_reset(ivfpq_index *idx);
  * first rank the centroids in int16 with tables built from them, by
  * default once per call in the workspace (for nlist x d = 1282 x 256 about
  * 0.15 ms; linear in nlist x d). enable = 1 builds the tables once and keeps
- * them in the index: 2 x nlist x d bytes + 24 x nlist + 4 x d (counted in
- * ivfpq_info.memory_bytes, from the index's allocator). Searches then skip
+ * them in the index: about 2 x nlist x d + 20 x nlist + 4 x d bytes (nlist
+ * rounded up to 16, d to even; ivfpq_info.memory_bytes counts them exactly),
+ * from the index's allocator. Searches then skip
  * the step and their workspace shrinks by that size (ask
  * ivfpq_search_workspace_size again; a workspace sized before still fits,
  * one sized after is too small once the cache is dropped). ivfpq_train

@@ -233,18 +233,19 @@ int ivfpq__check_finite(const ivfpq_log *log, const char *what, size_t n, size_t
 int ivfpq__check_search_args(const ivfpq_index *idx, const char *what, size_t nq, size_t k,
                              const ivfpq_search_params *p, int arrays_given, const char *arrays);
 
+typedef struct ivfpq_query_hook {
+    void (*fn)(void *ctx, size_t qi, const float *dist, const uint64_t *where);
+    void *ctx;
+} ivfpq_query_hook;
+
 /* ivfpq_search_ws that also reports where each result is stored: where
  * [nq, k] receives (list << 32 | offset in the list) per result, or
  * UINT64_MAX for a missing one (label -1), so stored vectors are read
  * without looking their labels up (blend.c). where NULL = ivfpq_search_ws.
  * cpf_ready: an earlier call on this workspace, with this index and at
  * least as many queries, built the coarse prefilter's tables (they sit at
- * the workspace's start): use them instead of building them again. */
-typedef struct ivfpq_query_hook {
-    void (*fn)(void *ctx, size_t qi, const float *dist, const uint64_t *where);
-    void *ctx;
-} ivfpq_query_hook;
-/* hook (non-NULL needs where): called once per query, qi counted from q,
+ * the workspace's start): use them instead of building them again.
+ * hook (non-NULL needs where): called once per query, qi counted from q,
  * as soon as its k results are final, while the stored rows the refine
  * just read are still in cache (blend.c blends there). */
 int ivfpq__search_where_ws(const ivfpq_index *idx, size_t nq, const float *q, size_t k,
