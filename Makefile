@@ -109,13 +109,14 @@ lib: $(STATIC) $(SHARED)
 # accumulators in the wrong registers: 8 extra moves in the 26-instruction
 # AVX2 loop (kernel 1.2-1.3x slower), 14 in the 42-instruction SSE one
 # (1.33x; bench_kernels). clang needs nothing and rejects the flag.
+# Library objects depend on this file: a flag changed here rebuilds them.
 CC_IS_GCC := $(shell $(CC) --version 2>/dev/null | grep -q 'Free Software Foundation' && echo 1)
 ifeq ($(CC_IS_GCC),1)
   FILE_FLAGS_fastscan_avx2 = -fno-tree-pre
   FILE_FLAGS_fastscan_sse = -fno-tree-pre
 endif
 
-$(BUILD)/obj/%.o: src/%.c include/ivfpq.h $(wildcard src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c include/ivfpq.h $(wildcard src/*.h) Makefile | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(HAVE_DEFS) $(FLAGS_$(lastword $(subst _, ,$*))) $(FILE_FLAGS_$*) -c $< -o $@
 
 # dispatch.c compiles the IVFPQ_HAVE_<ISA> list in: rebuild it when the list
