@@ -20,6 +20,17 @@ enum { K_GAUSS, K_OFFSET, K_DUPS, K_GRID, K_HUGE, K_TINY, K_ZERO, K_KINDS };
 
 static float gauss(synth_rng *r) { return (float)synth_normal(r); }
 
+/* n rows of d: Gaussian noise plus step * (element index mod period), which
+ * gives the columns different offsets (period 0: noise alone). */
+static float *noisy_rows(synth_rng *r, size_t n, size_t d, float step, size_t period)
+{
+    float *x = malloc(n * d * sizeof(float));
+    assert_non_null(x);
+    for (size_t i = 0; i < n * d; i++)
+        x[i] = gauss(r) + (period ? step * (float)(i % period) : 0.0f);
+    return x;
+}
+
 /* nlist centroids and nq queries of kind k. */
 static void make_data(synth_rng *r, int k, size_t nlist, size_t nq, size_t d, float *c, float *q)
 {
@@ -126,6 +137,25 @@ static void prefilter_refuses_huge_values(void **state)
     free(tab);
 }
 
+/* A batch of nq queries (prefiltered when it pays) gives exactly what the
+ * same queries give one at a time (float coarse search). */
+static void assert_batch_equals_singles(const ivfpq_index *idx, size_t nq, const float *q,
+                                        size_t d, size_t k, const ivfpq_search_params *p)
+{
+    float *D1 = malloc(nq * k * sizeof(float)), *D2 = malloc(nq * k * sizeof(float));
+    int64_t *I1 = malloc(nq * k * sizeof(int64_t)), *I2 = malloc(nq * k * sizeof(int64_t));
+    assert_true(D1 && D2 && I1 && I2);
+    assert_int_equal(ivfpq_search(idx, nq, q, k, p, D1, I1), IVFPQ_OK);
+    for (size_t i = 0; i < nq; i++)
+        assert_int_equal(ivfpq_search(idx, 1, q + i * d, k, p, D2 + i * k, I2 + i * k), IVFPQ_OK);
+    assert_memory_equal(I1, I2, nq * k * sizeof(int64_t));
+    assert_memory_equal(D1, D2, nq * k * sizeof(float));
+    free(D1);
+    free(D2);
+    free(I1);
+    free(I2);
+}
+
 /* Through the public API: a batch (prefiltered) against one query at a
  * time (float coarse search), IVF Flat and IVF PQ with refine, both metrics. */
 static void batch_equals_one_at_a_time(void **state)
@@ -133,12 +163,9 @@ static void batch_equals_one_at_a_time(void **state)
     (void)state;
     static const char *specs[] = {"IVF128,Flat", "IVF100,PQ8x4fs,RFlat"};
     const size_t d = 32, n = 4000, nq = 100, k = 5;
-    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
-    assert_true(x && q);
     synth_rng r;
     synth_seed(&r, 77);
-    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 3.0f * (float)(i % 7);
-    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 3.0f * (float)(i % 7);
+    float *x = noisy_rows(&r, n, d, 3.0f, 7), *q = noisy_rows(&r, nq, d, 3.0f, 7);
     for (size_t s = 0; s < 2; s++)
         for (int m = 0; m < 2; m++) {
             ivfpq_index *idx;
@@ -151,14 +178,7 @@ static void batch_equals_one_at_a_time(void **state)
                 ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
                 p.nprobe = nprobe;
                 p.k_factor = 2.0f;
-                float D1[100 * 5], D2[100 * 5];
-                int64_t I1[100 * 5], I2[100 * 5];
-                assert_int_equal(ivfpq_search(idx, nq, q, k, &p, D1, I1), IVFPQ_OK);
-                for (size_t i = 0; i < nq; i++)
-                    assert_int_equal(ivfpq_search(idx, 1, q + i * d, k, &p, D2 + i * k, I2 + i * k),
-                                     IVFPQ_OK);
-                assert_memory_equal(I1, I2, sizeof I1);
-                assert_memory_equal(D1, D2, sizeof D1);
+                assert_batch_equals_singles(idx, nq, q, d, k, &p);
             }
             ivfpq_free(idx);
         }
@@ -173,13 +193,11 @@ static void blend_chunks_share_tables(void **state)
 {
     (void)state;
     const size_t d = 16, n = 3000, nq = 600, k = 4;
-    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
-    float *o1 = malloc(nq * d * sizeof(float)), *o2 = malloc(nq * d * sizeof(float));
-    assert_true(x && q && o1 && o2);
     synth_rng r;
     synth_seed(&r, 78);
-    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 2.0f * (float)(i % 5);
-    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 2.0f * (float)(i % 5);
+    float *x = noisy_rows(&r, n, d, 2.0f, 5), *q = noisy_rows(&r, nq, d, 2.0f, 5);
+    float *o1 = malloc(nq * d * sizeof(float)), *o2 = malloc(nq * d * sizeof(float));
+    assert_true(o1 && o2);
     ivfpq_index *idx;
     assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
     assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
@@ -228,13 +246,11 @@ static void kept_tables_change_nothing(void **state)
     (void)state;
     static const char *specs[] = {"IVF128,Flat", "IVF100,PQ8x4fs,RFlat"};
     const size_t d = 24, n = 3000, nq = 100, k = 5;
-    float *x = malloc(2 * n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
-    float *b1 = malloc(nq * d * sizeof(float)), *b2 = malloc(nq * d * sizeof(float));
-    assert_true(x && q && b1 && b2);
     synth_rng r;
     synth_seed(&r, 79);
-    for (size_t i = 0; i < 2 * n * d; i++) x[i] = gauss(&r) + 3.0f * (float)(i % 5);
-    for (size_t i = 0; i < nq * d; i++) q[i] = gauss(&r) + 3.0f * (float)(i % 5);
+    float *x = noisy_rows(&r, 2 * n, d, 3.0f, 5), *q = noisy_rows(&r, nq, d, 3.0f, 5);
+    float *b1 = malloc(nq * d * sizeof(float)), *b2 = malloc(nq * d * sizeof(float));
+    assert_true(b1 && b2);
     for (size_t s = 0; s < 2; s++)
         for (int m = 0; m < 2; m++) {
             ivfpq_metric metric = m ? IVFPQ_METRIC_INNER_PRODUCT : IVFPQ_METRIC_L2;
@@ -290,12 +306,10 @@ static void kept_tables_follow_training(void **state)
 {
     (void)state;
     const size_t d = 16, n = 3000, nq = 64, k = 4;
-    float *x = malloc(n * d * sizeof(float)), *q = malloc(nq * d * sizeof(float));
-    assert_true(x && q);
     synth_rng r;
     synth_seed(&r, 80);
-    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r) + 2.0f * (float)(i % 3);
-    for (size_t i = 0; i < nq * d; i++) q[i] = 4.0f * gauss(&r) + 50.0f;
+    float *x = noisy_rows(&r, n, d, 2.0f, 3), *q = noisy_rows(&r, nq, d, 0.0f, 0);
+    for (size_t i = 0; i < nq * d; i++) q[i] = 4.0f * q[i] + 50.0f;
     ivfpq_index *idx;
     assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
     assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
@@ -305,13 +319,7 @@ static void kept_tables_follow_training(void **state)
     assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
     ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
     p.nprobe = 3;
-    float D1[64 * 4], D2[64 * 4];
-    int64_t I1[64 * 4], I2[64 * 4];
-    assert_int_equal(ivfpq_search(idx, nq, q, k, &p, D1, I1), IVFPQ_OK);
-    for (size_t i = 0; i < nq; i++)
-        assert_int_equal(ivfpq_search(idx, 1, q + i * d, k, &p, D2 + i * k, I2 + i * k), IVFPQ_OK);
-    assert_memory_equal(I1, I2, sizeof I1);
-    assert_memory_equal(D1, D2, sizeof D1);
+    assert_batch_equals_singles(idx, nq, q, d, k, &p);
     ivfpq_free(idx);
     free(x);
     free(q);
@@ -322,11 +330,9 @@ static void kept_tables_errors(void **state)
 {
     (void)state;
     const size_t d = 8, n = 1000;
-    float *x = malloc(n * d * sizeof(float));
-    assert_true(x);
     synth_rng r;
     synth_seed(&r, 81);
-    for (size_t i = 0; i < n * d; i++) x[i] = gauss(&r);
+    float *x = noisy_rows(&r, n, d, 0.0f, 0);
     assert_int_equal(ivfpq_cache_coarse_tables(NULL, 1), IVFPQ_E_INVALID_ARG);
     ivfpq_index *idx;
     assert_int_equal(ivfpq_index_factory(&idx, (int)d, "Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
