@@ -215,22 +215,6 @@ static void blend_chunks_share_tables(void **state)
     free(o2);
 }
 
-/* An allocator that refuses when told to (ivfpq_cache_coarse_tables and
- * train's rebuild must then change nothing). */
-static int g_refuse;
-static size_t g_count, g_fail_at; /* allocations seen; refuse the g_fail_at-th (1-based) */
-static void *maybe_alloc(void *opaque, size_t size)
-{
-    (void)opaque;
-    g_count++;
-    return g_refuse || g_count == g_fail_at ? NULL : malloc(size);
-}
-static void plain_free(void *opaque, void *p)
-{
-    (void)opaque;
-    free(p);
-}
-
 static size_t mem_bytes(const ivfpq_index *idx)
 {
     ivfpq_info info;
@@ -347,17 +331,20 @@ static void kept_tables_errors(void **state)
     assert_int_equal(mem_bytes(idx), m0);
     ivfpq_free(idx);
 
+    /* the call and train's rebuild run out of memory: nothing changes, nothing leaks */
+    tu_alloc a = {0, 0, 0};
     ivfpq_options o;
     memset(&o, 0, sizeof o);
-    o.allocator.alloc = maybe_alloc;
-    o.allocator.free = plain_free;
+    o.allocator = tu_allocator(&a);
     assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF64,Flat", IVFPQ_METRIC_L2, &o), IVFPQ_OK);
     assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
     m0 = mem_bytes(idx);
-    g_refuse = 1;
+    long live = a.live;
+    a.fail_at = a.calls + 1;
     assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_E_NOMEM);
-    g_refuse = 0;
+    a.fail_at = 0;
     assert_int_equal(mem_bytes(idx), m0);
+    assert_int_equal(a.live, live);
     assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_OK);
     size_t m1 = mem_bytes(idx);
     assert_true(m1 > m0);
@@ -366,9 +353,9 @@ static void kept_tables_errors(void **state)
     float *y = malloc(n * d * sizeof(float));
     assert_true(y);
     for (size_t i = 0; i < n * d; i++) y[i] = 3.0f * x[i] + 1.0f;
-    g_count = 0;
+    long before = a.calls;
     assert_int_equal(ivfpq_train(idx, n, y), IVFPQ_OK); /* counts train's allocations */
-    size_t last = g_count;
+    long last = a.calls - before;
     assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
     assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
     ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
@@ -377,17 +364,19 @@ static void kept_tables_errors(void **state)
     int64_t I1[40 * 3], I2[40 * 3];
     assert_int_equal(ivfpq_search(idx, 40, y, 3, &p, D1, I1), IVFPQ_OK);
     assert_int_equal(ivfpq_reset(idx), IVFPQ_OK);
-    g_count = 0;
-    g_fail_at = last;
+    live = a.live;
+    a.fail_at = a.calls + last;
     assert_int_equal(ivfpq_train(idx, n, y), IVFPQ_E_NOMEM);
-    g_fail_at = 0;
+    a.fail_at = 0;
     assert_int_equal(mem_bytes(idx), m1);
+    assert_int_equal(a.live, live);
     assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
     assert_int_equal(ivfpq_search(idx, 40, y, 3, &p, D2, I2), IVFPQ_OK);
     assert_memory_equal(I1, I2, sizeof I1);
     assert_memory_equal(D1, D2, sizeof D1);
     free(y);
     ivfpq_free(idx);
+    assert_int_equal(a.live, 0);
     free(x);
 }
 
