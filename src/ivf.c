@@ -166,7 +166,7 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
     float *lut = NULL, *resid = NULL;
     grow *gr = NULL;
     size_t ngr = 0;
-    int ok = assign && cnt && (!idx->spec.has_ivf || (adist && scratch)) && (!want_cpf || ((cpf || !own_cpf) && cpfs));
+    int ok = assign && cnt && (!idx->spec.has_ivf || (adist && scratch)) && (!own_cpf || cpf) && (!want_cpf || cpfs);
     if (ok && idx->spec.has_pq) {
         size_t cb;
         ok = ivfpq__mul(n, cs, &cb) && (codes = ivfpq__calloc(mem, cb)) != NULL;
@@ -182,9 +182,8 @@ int ivfpq_add(ivfpq_index *idx, size_t n, const float *x, const int64_t *ids)
         int ip = idx->metric == IVFPQ_METRIC_INNER_PRODUCT;
         /* the same lists, most centroids ruled out in int16 (coarse.c) */
         const void *tabs = own_cpf ? cpf : idx->cpf_cache;
-        int pf = want_cpf && (own_cpf ? ivfpq__cpf_prepare(cpf, idx->centroids, idx->cnorms,
-                                                           idx->nlist, d, ip)
-                                      : tabs != NULL);
+        int pf = want_cpf &&
+                 (!own_cpf || ivfpq__cpf_prepare(cpf, idx->centroids, idx->cnorms, idx->nlist, d, ip));
         for (size_t i0 = 0; i0 < n; i0 += 256) {
             size_t g = n - i0 < 256 ? n - i0 : 256;
             if (pf)
