@@ -119,3 +119,26 @@ void ivfpq__fs_scan_avx2(const uint8_t *codes, size_t nblocks, size_t M2, ivfpq_
         }
     }
 }
+
+/* fs_kth: as the SSE level (bit by bit, one counting pass per bit), with
+ * 16 compares per instruction and the mask's popcount as the count. */
+static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
+{
+    const __m256i vt = _mm256_set1_epi16((short)(uint16_t)t);
+    size_t i = 0, c = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(const void *)(v + i));
+        unsigned m = (unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(_mm256_min_epu16(x, vt), x));
+        c += (size_t)__builtin_popcount(m) / 2; /* two mask bits per lane */
+    }
+    for (; i < n; i++) c += v[i] <= t;
+    return c;
+}
+
+uint32_t ivfpq__fs_kth_avx2(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t r = 0;
+    for (uint32_t b = 1u << 15; b; b >>= 1)
+        if (count_le(v, n, r + b - 1) < k) r += b;
+    return r;
+}

@@ -127,3 +127,28 @@ void ivfpq__fs_scan_avx512(const uint8_t *codes, size_t nblocks, size_t M2, ivfp
         }
     }
 }
+
+/* fs_kth: as the SSE level (bit by bit, one counting pass per bit), with
+ * 32 compares per instruction into a mask; the tail is a masked load. */
+static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
+{
+    const __m512i vt = _mm512_set1_epi16((short)(uint16_t)t);
+    size_t i = 0, c = 0;
+    for (; i + 32 <= n; i += 32)
+        c += (size_t)__builtin_popcount(
+            (unsigned)_mm512_cmple_epu16_mask(_mm512_loadu_si512((const void *)(v + i)), vt));
+    if (i < n) {
+        __mmask32 live = (__mmask32)((1u << (n - i)) - 1);
+        __m512i x = _mm512_maskz_loadu_epi16(live, v + i);
+        c += (size_t)__builtin_popcount((unsigned)_mm512_mask_cmple_epu16_mask(live, x, vt));
+    }
+    return c;
+}
+
+uint32_t ivfpq__fs_kth_avx512(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t r = 0;
+    for (uint32_t b = 1u << 15; b; b >>= 1)
+        if (count_le(v, n, r + b - 1) < k) r += b;
+    return r;
+}

@@ -116,3 +116,27 @@ void ivfpq__fs_scan_neon(const uint8_t *codes, size_t nblocks, size_t M2, ivfpq_
         }
     }
 }
+
+/* fs_kth: as the SSE level (bit by bit, one counting pass per bit), with
+ * 8 compares per instruction; lane counts folded every 4096 vectors. */
+static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
+{
+    const uint16x8_t vt = vdupq_n_u16((uint16_t)t);
+    size_t i = 0, c = 0;
+    while (n - i >= 8) {
+        size_t end = n - i > 8 * 4096 ? i + 8 * 4096 : n - (n - i) % 8;
+        uint16x8_t acc = vdupq_n_u16(0);
+        for (; i < end; i += 8) acc = vsubq_u16(acc, vcleq_u16(vld1q_u16(v + i), vt));
+        c += vaddlvq_u16(acc);
+    }
+    for (; i < n; i++) c += v[i] <= t;
+    return c;
+}
+
+uint32_t ivfpq__fs_kth_neon(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t r = 0;
+    for (uint32_t b = 1u << 15; b; b >>= 1)
+        if (count_le(v, n, r + b - 1) < k) r += b;
+    return r;
+}

@@ -47,3 +47,25 @@ void ivfpq__fs_scan_scalar(const uint8_t *codes, size_t nblocks, size_t M2, ivfp
         }
     }
 }
+
+/* Radix select on the high byte, then the low byte within the chosen
+ * bucket; two interleaved histograms, as one list's sums crowd into few
+ * buckets and increments of one counter would chain through memory. */
+uint32_t ivfpq__fs_kth_scalar(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t h[2][256] = {{0}};
+    size_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        h[0][v[i] >> 8]++;
+        h[1][v[i + 1] >> 8]++;
+    }
+    if (i < n) h[0][v[i] >> 8]++;
+    uint32_t hi = 0;
+    size_t below = 0;
+    while (below + h[0][hi] + h[1][hi] < k) below += h[0][hi] + h[1][hi], hi++;
+    for (size_t b = 0; b < 256; b++) h[0][b] = 0;
+    for (i = 0; i < n; i++) h[0][v[i] & 255] += (uint32_t)(v[i] >> 8) == hi;
+    uint32_t lo = 0;
+    while (below + h[0][lo] < k) below += h[0][lo++];
+    return hi << 8 | lo;
+}

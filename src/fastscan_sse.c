@@ -109,3 +109,34 @@ void ivfpq__fs_scan_sse(const uint8_t *codes, size_t nblocks, size_t M2, ivfpq_f
         }
     }
 }
+
+/* fs_kth: the answer bit by bit from the top, one counting pass per bit;
+ * 8 compares per instruction beat the scalar histogram. Lane counts are
+ * int16, so they are folded every 4096 vectors. */
+static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
+{
+    const __m128i vt = _mm_set1_epi16((short)(uint16_t)t), one = _mm_set1_epi16(1);
+    size_t i = 0, c = 0;
+    while (n - i >= 8) {
+        size_t end = n - i > 8 * 4096 ? i + 8 * 4096 : n - (n - i) % 8;
+        __m128i acc = _mm_setzero_si128();
+        for (; i < end; i += 8) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(v + i));
+            acc = _mm_sub_epi16(acc, _mm_cmpeq_epi16(_mm_min_epu16(x, vt), x)); /* x <= t */
+        }
+        acc = _mm_madd_epi16(acc, one);
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0x4e));
+        acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, 0xb1));
+        c += (uint32_t)_mm_cvtsi128_si32(acc);
+    }
+    for (; i < n; i++) c += v[i] <= t;
+    return c;
+}
+
+uint32_t ivfpq__fs_kth_sse(const uint16_t *v, size_t n, size_t k)
+{
+    uint32_t r = 0;
+    for (uint32_t b = 1u << 15; b; b >>= 1)
+        if (count_le(v, n, r + b - 1) < k) r += b;
+    return r;
+}

@@ -94,6 +94,11 @@ struct ivfpq_fs_ctx {
 typedef void (*ivfpq_fs_scan_fn)(const uint8_t *codes, size_t nblocks, size_t M2,
                                  ivfpq_fs_ctx *ctx);
 
+/* The k-th smallest of n sums (1 <= k <= n), i.e. the least t with at
+ * least k of v[0..n) <= t: the floor of a query's first list (search.c).
+ * Exact, so every level returns the same value. */
+typedef uint32_t (*ivfpq_fs_kth_fn)(const uint16_t *v, size_t n, size_t k);
+
 /* All sums of one query: out[nblocks * 32]. */
 typedef void (*ivfpq_fs_accumulate_fn)(const uint8_t *codes, size_t nblocks, size_t M2,
                                        const uint8_t *lut, uint16_t *out);
@@ -144,6 +149,7 @@ typedef struct ivfpq_kernels {
     ivfpq_lut_fn lut_ip;
     ivfpq_fs_accumulate_fn fs_accumulate;
     ivfpq_fs_scan_fn fs_scan;
+    ivfpq_fs_kth_fn fs_kth;
     ivfpq_lut_range_fn lut_range;
     ivfpq_lut_u8_fn lut_u8;
     ivfpq_i16_tile_fn i16_tile;
@@ -170,6 +176,7 @@ const ivfpq_kernels *ivfpq__kernels_for(ivfpq_simd_level level);
                                     const uint8_t *lut, uint16_t *out);                \
     void ivfpq__fs_scan_##isa(const uint8_t *codes, size_t nblocks, size_t M2,         \
                               ivfpq_fs_ctx *ctx);                                      \
+    uint32_t ivfpq__fs_kth_##isa(const uint16_t *v, size_t n, size_t k);              \
     void ivfpq__lut_range_##isa(const float *lut, size_t n, float *mn, float *mx);     \
     void ivfpq__lut_u8_##isa(const float *lut, size_t n, const float *mn, float a,     \
                              uint8_t *out);                                            \

@@ -241,31 +241,6 @@ static void fs_sink(ivfpq_fs_ctx *ctx, size_t qi, size_t block, uint32_t mask,
     ctx->thr[qi] = fs_threshold(Q, R->cap);
 }
 
-/* The k-th smallest of n uint16 values (1 <= k <= n): radix select on the
- * high byte, then the low byte within the chosen bucket. Sums of one list
- * crowd into few high-byte buckets, so the first pass counts into two
- * interleaved histograms (no store-to-load chain on one counter), and the
- * second counts every value, branch-free, with weight 1 or 0. */
-static uint32_t kth_u16(const uint16_t *v, size_t n, size_t k)
-{
-    uint32_t h[2][256];
-    memset(h, 0, sizeof h);
-    size_t i = 0;
-    for (; i + 2 <= n; i += 2) {
-        h[0][v[i] >> 8]++;
-        h[1][v[i + 1] >> 8]++;
-    }
-    if (i < n) h[0][v[i] >> 8]++;
-    uint32_t hi = 0;
-    size_t below = 0;
-    while (below + h[0][hi] + h[1][hi] < k) below += h[0][hi] + h[1][hi], hi++;
-    memset(h[0], 0, sizeof h[0]);
-    for (i = 0; i < n; i++) h[0][v[i] & 255] += (uint32_t)(v[i] >> 8) == hi;
-    uint32_t lo = 0;
-    while (below + h[0][lo] < k) below += h[0][lo++];
-    return hi << 8 | lo;
-}
-
 /* Bit v set <=> s[v] <= t, for the 32 sums of a block (t <= 65535). */
 static inline uint32_t le_mask(const uint16_t *s, int32_t t)
 {
@@ -301,7 +276,7 @@ static size_t first_blocks(chunk *ch, fs_run *R, size_t j, const uint8_t *codes,
     ch->K->fs_accumulate(codes, nb, ch->idx->M2, R->ctx.lut[j], ch->sums);
     int32_t floor = 65535;
     if (nl >= R->cap) {
-        uint32_t s = kth_u16(ch->sums, nl, R->cap);
+        uint32_t s = ch->K->fs_kth(ch->sums, nl, R->cap);
         float D = Q->bias + (float)s * Q->qp.inv_scale;
         if (D == D) floor = ivfpq__lut_threshold(&Q->qp, Q->bias, D);
     }

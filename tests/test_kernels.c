@@ -286,6 +286,51 @@ static void fs_scan_masks(void **state)
     free(lb);
 }
 
+static int cmp_u16(const void *a, const void *b)
+{
+    return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
+}
+
+/* fs_kth at every level = the k-th of the sorted values: sizes around the
+ * vector widths and past the SSE/NEON lane-count fold (32768 values),
+ * spread, crowded, equal and extreme values, odd addresses. */
+static void fs_kth_exact(void **state)
+{
+    (void)state;
+    const ivfpq_kernels *lv[8];
+    size_t nl = simd_levels(lv);
+    lv[nl++] = ref();
+    synth_rng r;
+    synth_seed(&r, 404);
+    static const size_t sizes[] = {1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 64, 100, 224, 2048, 40000};
+    uint16_t *base = malloc((40000 + 1) * sizeof(uint16_t)), *sorted = malloc(40000 * sizeof(uint16_t));
+    assert_non_null(base);
+    assert_non_null(sorted);
+    uint16_t *v = base + 1;
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        size_t n = sizes[si];
+        for (int kind = 0; kind < 4; kind++) {
+            for (size_t i = 0; i < n; i++) {
+                uint32_t x = (uint32_t)synth_next(&r);
+                v[i] = kind == 0   ? (uint16_t)x                          /* spread */
+                       : kind == 1 ? (uint16_t)(30000 + x % 40)           /* crowded */
+                       : kind == 2 ? (uint16_t)777                        /* equal */
+                                   : (uint16_t)(x & 1 ? 65535 : x % 3);   /* extremes */
+            }
+            memcpy(sorted, v, n * sizeof(uint16_t));
+            qsort(sorted, n, sizeof(uint16_t), cmp_u16);
+            size_t ks[] = {1, 2, n / 2, n - 1, n};
+            for (size_t ki = 0; ki < 5; ki++) {
+                size_t k = ks[ki] < 1 ? 1 : ks[ki] > n ? n : ks[ki];
+                for (size_t l = 0; l < nl; l++)
+                    assert_int_equal(lv[l]->fs_kth(v, n, k), sorted[k - 1]);
+            }
+        }
+    }
+    free(base);
+    free(sorted);
+}
+
 /* ------------------------------------------------------------- floats */
 
 static float *rnd_floats(synth_rng *r, size_t n, float **base)
@@ -702,6 +747,7 @@ int main(void)
         cmocka_unit_test(fs_layout_single_codes),
         cmocka_unit_test(fs_scan_matches),
         cmocka_unit_test(fs_scan_masks),
+        cmocka_unit_test(fs_kth_exact),
         cmocka_unit_test(scalar_is_canonical),
         cmocka_unit_test(tiles_match),
         cmocka_unit_test(tiles_match_large),
