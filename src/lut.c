@@ -127,13 +127,22 @@ void ivfpq__lut_u8_scalar(const float *lut, size_t n, const float *mn, float a, 
 
 #define ROWS 64 /* rows per kernel call */
 
+/*
+ * Two passes: the scale needs every row's span before any row is
+ * quantized. The first pass parks each row's minimum in the tail of lut8
+ * (float m at byte 16*M2 - 4*M + 4*m), so the second does not compute the
+ * ranges again; writing rows [0, r) only reaches the minima of rows < r,
+ * since 16r <= 16*M2 - 4*M + 4r whenever r <= M <= M2.
+ */
 void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
 {
     const ivfpq_kernels *K = ivfpq__kernels();
     float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[ROWS], mx[ROWS];
+    uint8_t *park = lut8 + 16 * M2 - 4 * M;
     for (size_t m0 = 0; m0 < M; m0 += ROWS) {
         size_t n = M - m0 < ROWS ? M - m0 : ROWS;
         K->lut_range(lut + m0 * 16, n, mn, mx);
+        memcpy(park + 4 * m0, mn, n * sizeof(float));
         for (size_t j = 0; j < n; j++) {
             float span = mx[j] - mn[j];
             if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f; /* inf/NaN rows: no information */
@@ -147,7 +156,7 @@ void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, i
     if (!(a > 0.0f)) a = 1.17549435e-38f; /* sums overflowed to inf: degenerate but defined */
     for (size_t m0 = 0; m0 < M; m0 += ROWS) {
         size_t n = M - m0 < ROWS ? M - m0 : ROWS;
-        K->lut_range(lut + m0 * 16, n, mn, mx);
+        memcpy(mn, park + 4 * m0, n * sizeof(float));
         K->lut_u8(lut + m0 * 16, n, mn, a, lut8 + m0 * 16);
         for (size_t j = 0; j < n; j++) bias += mn[j];
     }

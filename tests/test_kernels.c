@@ -589,7 +589,7 @@ static void luts_match(void **state)
 /* lut.c's quantizer written out plainly (its SIMD row helpers must agree). */
 static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
 {
-    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[64], mx[64];
+    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[200], mx[200];
     for (size_t m = 0; m < M; m++) {
         const float *r = lut + m * 16;
         mn[m] = mx[m] = r[0];
@@ -628,8 +628,8 @@ static void lut_quantize_exact(void **state)
     synth_seed(&r, 808);
     static const float specials[] = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 3e38f, 1e-40f};
     for (int rep = 0; rep < 400; rep++) {
-        size_t M = 1 + rnd(&r, 63), M2 = (M + 1) & ~(size_t)1;
-        float lut[64 * 16];
+        size_t M = 1 + rnd(&r, 199), M2 = (M + 1) & ~(size_t)1;
+        float lut[200 * 16]; /* past 64 rows: several kernel calls */
         int kind = rep % 4;
         for (size_t i = 0; i < M * 16; i++) {
             lut[i] = rnd_float(&r);
@@ -638,7 +638,7 @@ static void lut_quantize_exact(void **state)
             if (kind == 3 && rnd(&r, 40) == 0) lut[i] = specials[rnd(&r, 9)];
         }
         if (kind == 2 && rnd(&r, 2)) lut[rnd(&r, (uint32_t)M * 16)] = -0.0f;
-        uint8_t want[64 * 16], got[64 * 16];
+        uint8_t want[200 * 16], got[200 * 16];
         ivfpq_qlut qw, qg;
         quantize_ref(lut, M, M2, want, &qw);
         memset(got, 0xcc, sizeof got);
