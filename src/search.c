@@ -405,8 +405,8 @@ static void scan_exact(chunk *ch, size_t list, const uint64_t *items, size_t nit
 /* ------------------------------------------------------------- finishing */
 
 /* Candidates whose vectors (and ids) are requested ahead of the refine
- * loop: they are random rows of a large array, so the loop waits on memory
- * unless several whole rows are in flight at once. */
+ * loop (or of the blend): they are random rows of a large array, so the
+ * loop waits on memory unless several whole rows are in flight at once. */
 #define REFINE_AHEAD 8
 
 /* always_inline: as a separate static function, gcc 12 -O2 drops the
@@ -487,8 +487,8 @@ static size_t finish_query(chunk *ch, size_t qi, size_t k, float *dist, int64_t 
         ivfpq_list_view v;
         ivfpq__list_get(idx, list, &v);
         float D = keys[c];
+        pf_advance(ch, pc);
         if (idx->spec.refine) {
-            pf_advance(ch, pc);
             const float *y = v.vecs + off * d;
             float r;
             if (ip) {
@@ -571,11 +571,13 @@ static void run_chunk(chunk *ch, size_t cn, size_t k, float *distances, int64_t 
         else scan_exact(ch, list, ch->items + a, b - a);
         a = b;
     }
-    pf_cursor pc = {0, 0, cn};
-    if (idx->spec.refine) {
+    /* rows are read again by the refine, or by the hook of an index that
+     * keeps its vectors (the blend reads each result's row): the cursor
+     * runs only then (cn = 0: off) */
+    pf_cursor pc = {0, 0, idx->spec.refine || (ch->hook && !pl->pq) ? cn : 0};
+    if (idx->spec.refine)
         for (size_t i = 0; i < cn; i++) sort_by_ref(ch, i);
-        for (size_t a = 0; a < REFINE_AHEAD; a++) pf_advance(ch, &pc);
-    }
+    for (size_t a = 0; a < REFINE_AHEAD; a++) pf_advance(ch, &pc);
     for (size_t i = 0; i < cn; i++) {
         size_t m = finish_query(ch, i, k, distances + i * k, labels + i * k,
                                 where ? where + i * k : NULL, &pc);
