@@ -126,6 +126,14 @@ void ivfpq__lut_u8_scalar(const float *lut, size_t n, const float *mn, float a, 
 }
 
 #define ROWS 64 /* rows per kernel call */
+#define LANES 8 /* the spans and minima are summed in 8 interleaved lanes */
+
+/* One float addition chain per row would be the quantizer's critical path;
+ * row m goes to lane m % 8 and the lanes fold in a fixed tree. */
+static float fold8(const float s[LANES])
+{
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
 
 /*
  * Two passes: the scale needs every row's span before any row is
@@ -137,7 +145,7 @@ void ivfpq__lut_u8_scalar(const float *lut, size_t n, const float *mn, float a, 
 void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
 {
     const ivfpq_kernels *K = ivfpq__kernels();
-    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[ROWS], mx[ROWS];
+    float maxspan = 0.0f, sumspan[LANES] = {0}, bias[LANES] = {0}, mn[ROWS], mx[ROWS];
     uint8_t *park = lut8 + 16 * M2 - 4 * M;
     for (size_t m0 = 0; m0 < M; m0 += ROWS) {
         size_t n = M - m0 < ROWS ? M - m0 : ROWS;
@@ -147,23 +155,23 @@ void ivfpq__lut_quantize(const float *lut, size_t M, size_t M2, uint8_t *lut8, i
             float span = mx[j] - mn[j];
             if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f; /* inf/NaN rows: no information */
             if (span > maxspan) maxspan = span;
-            sumspan += span;
+            sumspan[(m0 + j) % LANES] += span;
         }
     }
-    float a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
+    float total = fold8(sumspan), a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
     float limit = 65535.0f - (float)M2;
-    if (sumspan * a > limit) a = limit / sumspan;
+    if (total * a > limit) a = limit / total;
     if (!(a > 0.0f)) a = 1.17549435e-38f; /* sums overflowed to inf: degenerate but defined */
     for (size_t m0 = 0; m0 < M; m0 += ROWS) {
         size_t n = M - m0 < ROWS ? M - m0 : ROWS;
         memcpy(mn, park + 4 * m0, n * sizeof(float));
         K->lut_u8(lut + m0 * 16, n, mn, a, lut8 + m0 * 16);
-        for (size_t j = 0; j < n; j++) bias += mn[j];
+        for (size_t j = 0; j < n; j++) bias[(m0 + j) % LANES] += mn[j];
     }
     if (M2 > M) memset(lut8 + M * 16, 0, (M2 - M) * 16);
     qp->scale = a;
     qp->inv_scale = 1.0f / a;
-    qp->bias = bias;
+    qp->bias = fold8(bias);
 }
 
 static inline float estimate(float bias, float inv, int32_t s) { return bias + (float)s * inv; }

@@ -586,10 +586,19 @@ static void luts_match(void **state)
 
 /* ---------------------------------------------------- LUT quantizer */
 
+/* Sum of v[0..n) as lut.c adds spans and minima: lane m % 8, then
+ * ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). */
+static float sum_lanes8(const float *v, size_t n)
+{
+    float l[8] = {0};
+    for (size_t m = 0; m < n; m++) l[m % 8] += v[m];
+    return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
 /* lut.c's quantizer written out plainly (its SIMD row helpers must agree). */
 static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, ivfpq_qlut *qp)
 {
-    float maxspan = 0.0f, sumspan = 0.0f, bias = 0.0f, mn[200], mx[200];
+    float maxspan = 0.0f, mn[200], mx[200], spans[200];
     for (size_t m = 0; m < M; m++) {
         const float *r = lut + m * 16;
         mn[m] = mx[m] = r[0];
@@ -600,9 +609,9 @@ static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, i
         float span = mx[m] - mn[m];
         if (!(span >= 0.0f) || span > 3.0e38f) span = 0.0f;
         if (span > maxspan) maxspan = span;
-        sumspan += span;
+        spans[m] = span;
     }
-    float a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
+    float sumspan = sum_lanes8(spans, M), a = maxspan > 0.0f ? 255.0f / maxspan : 1.0f;
     float limit = 65535.0f - (float)M2;
     if (sumspan * a > limit) a = limit / sumspan;
     if (!(a > 0.0f)) a = 1.17549435e-38f;
@@ -613,12 +622,11 @@ static void quantize_ref(const float *lut, size_t M, size_t M2, uint8_t *lut8, i
             if (v > 255.0f) v = 255.0f;
             lut8[m * 16 + (size_t)j] = (uint8_t)(unsigned)v;
         }
-        bias += mn[m];
     }
     memset(lut8 + M * 16, 0, (M2 - M) * 16);
     qp->scale = a;
     qp->inv_scale = 1.0f / a;
-    qp->bias = bias;
+    qp->bias = sum_lanes8(mn, M);
 }
 
 static void lut_quantize_exact(void **state)
