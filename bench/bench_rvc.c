@@ -6,7 +6,7 @@
  * queries from the same mixture; exact 8-NN ground truth from a Flat index;
  * then, single thread:
  *   - RVC's own index, IVF{min(16 sqrt N, N/39)},Flat, at --nprobe-flat
- *   - IVF{4 sqrt N},PQ{d/2}x4fs,RFlat at --nprobe-pq, k_factor --k-factor
+ *   - IVF{4 sqrt N},PQ{d/2}x4fs,RFlat at --nprobe-pq, each k_factor of --k-factor
  *   - IVF{sqrt N},PQ{d/2}x4fs,RFlat likewise (cheaper coarse quantization)
  * and for each: 8-NN recall against exact search (all queries), and the
  * median time of one chunk (200 queries, k = 8) for ivfpq_search_ws and
@@ -24,7 +24,7 @@
  * index actually built.
  *
  * Usage: bench_rvc [--n 50000,200000,1000000] [--d 256,768] [--chunks 10]
- *          [--nprobe-flat 1,2,4] [--nprobe-pq 1,2,4,8,16] [--k-factor 4]
+ *          [--nprobe-flat 1,2,4] [--nprobe-pq 1,2,4,8,16] [--k-factor 4[,2,...]]
  *          [--train-points T] [--coarse-niter I] [--min-time S] [--seed S]
  *          [--csv FILE] (appends one line per measurement)
  *          [--dump DIR] (only write each set as DIR/N-d/{base,query,gt}.npy, for
@@ -82,6 +82,18 @@ static size_t parse_list(const char *s, size_t *out)
     return n;
 }
 
+static size_t parse_flist(const char *s, double *out)
+{
+    size_t n = 0;
+    while (*s && n < MAXL) {
+        char *end;
+        out[n++] = strtod(s, &end);
+        if (end == s) break;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -91,7 +103,8 @@ static int cmp_double(const void *a, const void *b)
 typedef struct cfg {
     size_t chunks, train_points;
     int coarse_niter;
-    double min_time, k_factor;
+    double min_time, k_factor[MAXL];
+    size_t nkf;
     uint64_t seed;
     FILE *csv;
 } cfg;
@@ -170,10 +183,13 @@ static void run_index(const cfg *c, size_t N, size_t d, const char *spec, const 
     ivfpq_get_info(idx, &info);
     float *D = xmalloc(nq * K * sizeof(float));
     int64_t *I = xmalloc(nq * K * sizeof(int64_t));
-    for (size_t a = 0; a < nnp; a++) {
+    /* k_factor only matters with a refine */
+    size_t nkf = strstr(spec, "RFlat") ? c->nkf : 1;
+    for (size_t a = 0; a < nnp * nkf; a++) {
         ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
-        p.nprobe = nprobes[a];
-        p.k_factor = (float)c->k_factor;
+        double kf = c->k_factor[a % nkf];
+        p.nprobe = nprobes[a / nkf];
+        p.k_factor = (float)kf;
         if ((rc = ivfpq_search(idx, nq, xq, K, &p, D, I))) die("search", rc);
         size_t hit = 0;
         for (size_t i = 0; i < nq; i++)
@@ -192,12 +208,12 @@ static void run_index(const cfg *c, size_t N, size_t d, const char *spec, const 
         double ms = time_chunks(idx, xq, c->chunks, d, &p, 0, ws, wsz, c->min_time);
         double msb = time_chunks(idx, xq, c->chunks, d, &p, 1, ws, wsz, c->min_time);
         free(ws);
-        printf("%8zu %4zu  %-24s %6zu %8.3f %10.3f %10.3f %9.1f %8.1f %8.0f\n", N, d, spec,
-               nprobes[a], recall, ms, msb, ttrain, tadd, (double)info.memory_bytes / (double)N);
+        printf("%8zu %4zu  %-24s %6zu %4g %8.3f %10.3f %10.3f %9.1f %8.1f %8.0f\n", N, d, spec,
+               nprobes[a / nkf], kf, recall, ms, msb, ttrain, tadd, (double)info.memory_bytes / (double)N);
         fflush(stdout);
         if (c->csv) {
             fprintf(c->csv, "ivfpq,%zu,%zu,%s,%zu,%g,%.4f,%.4f,%.4f,%.2f,%.2f,%.1f,%zu\n", N, d,
-                    spec, nprobes[a], c->k_factor, recall, ms, msb, ttrain, tadd,
+                    spec, nprobes[a / nkf], kf, recall, ms, msb, ttrain, tadd,
                     (double)info.memory_bytes / (double)N, nt);
             fflush(c->csv);
         }
@@ -213,7 +229,7 @@ int main(int argc, char **argv)
     size_t ds[MAXL] = {256, 768}, nd = 2;
     size_t npf[MAXL] = {1, 2, 4}, nnpf = 3;
     size_t npq[MAXL] = {1, 2, 4, 8, 16}, nnpq = 5;
-    cfg c = {10, 0, 0, 1.0, 4.0, 1234, NULL};
+    cfg c = {10, 0, 0, 1.0, {4.0}, 1, 1234, NULL};
     const char *dump = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -230,7 +246,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--train-points")) c.train_points = (size_t)strtoull(v, NULL, 10);
         else if (!strcmp(a, "--coarse-niter")) c.coarse_niter = atoi(v);
         else if (!strcmp(a, "--min-time")) c.min_time = atof(v);
-        else if (!strcmp(a, "--k-factor")) c.k_factor = atof(v);
+        else if (!strcmp(a, "--k-factor")) c.nkf = parse_flist(v, c.k_factor);
         else if (!strcmp(a, "--dump")) dump = v;
         else if (!strcmp(a, "--seed")) c.seed = (uint64_t)strtoull(v, NULL, 10);
         else if (!strcmp(a, "--csv")) {
@@ -244,11 +260,20 @@ int main(int argc, char **argv)
         }
     }
     if (c.chunks == 0) c.chunks = 1;
+    for (size_t f = 0; f < c.nkf; f++)
+        if (!(c.k_factor[f] >= 1.0)) {
+            fprintf(stderr, "bench_rvc: --k-factor values must be >= 1\n");
+            return 2;
+        }
+    if (c.nkf == 0) {
+        fprintf(stderr, "bench_rvc: --k-factor needs a value\n");
+        return 2;
+    }
     printf("libivfpq %s, SIMD %s, single thread; chunk = %d queries, k = %d; times = median "
            "thread CPU ms per chunk\n", ivfpq_version_string(), ivfpq_simd_name(ivfpq_simd_init()),
            CHUNK, K);
-    printf("%8s %4s  %-24s %6s %8s %10s %10s %9s %8s %8s\n", "N", "d", "index", "nprobe",
-           "R8@8", "search_ms", "blend_ms", "train_s", "add_s", "B/vec");
+    printf("%8s %4s  %-24s %6s %4s %8s %10s %10s %9s %8s %8s\n", "N", "d", "index", "nprobe",
+           "kf", "R8@8", "search_ms", "blend_ms", "train_s", "add_s", "B/vec");
     for (size_t a = 0; a < nd; a++) {
         for (size_t b = 0; b < nn; b++) {
             size_t N = ns[b], d = ds[a], nq = c.chunks * CHUNK;
