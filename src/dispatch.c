@@ -30,7 +30,7 @@ static const ivfpq_kernels k_scalar = {
     ivfpq__lut_l2_scalar,       ivfpq__lut_ip_scalar,        ivfpq__fs_accumulate_scalar,
     ivfpq__fs_scan_scalar,      ivfpq__fs_kth_scalar,        ivfpq__lut_range_scalar,
     ivfpq__lut_u8_scalar,
-    ivfpq__i16_tile_scalar,     ivfpq__cpf_quant_base,
+    ivfpq__i16_tile_scalar,     ivfpq__cpf_quant_base,       NULL,
 };
 
 #define IVFPQ_TABLE(isa, LEVEL)                                                         \
@@ -39,7 +39,7 @@ static const ivfpq_kernels k_scalar = {
         ivfpq__lut_l2_##isa,       ivfpq__lut_ip_##isa,     ivfpq__fs_accumulate_##isa, \
         ivfpq__fs_scan_##isa,      ivfpq__fs_kth_##isa,     ivfpq__lut_range_##isa,     \
         ivfpq__lut_u8_##isa,                                                            \
-        ivfpq__i16_tile_##isa,     QUANT_##isa,                                         \
+        ivfpq__i16_tile_##isa,     QUANT_##isa,             NULL,                       \
     };
 /* the row quantizer: own variants for avx2 / avx512, the baseline else */
 #define QUANT_sse ivfpq__cpf_quant_base
@@ -56,13 +56,14 @@ IVFPQ_TABLE(avx2, IVFPQ_SIMD_AVX2)
 #ifdef IVFPQ_HAVE_AVX512
 IVFPQ_TABLE(avx512, IVFPQ_SIMD_AVX512)
 #if defined(__GNUC__) || defined(__clang__)
-/* the same level with AVX512-VNNI's int16 tile (same integers) */
+/* the same level with AVX512-VNNI's int16 tile (same integers) and its
+ * int8 tile (the coarse prefilter's int8 tables, coarse.c) */
 static const ivfpq_kernels k_avx512vnni = {
     IVFPQ_SIMD_AVX512,         ivfpq__l2sqr_tile_avx512,   ivfpq__dot_tile_avx512,
     ivfpq__lut_l2_avx512,      ivfpq__lut_ip_avx512,       ivfpq__fs_accumulate_avx512,
     ivfpq__fs_scan_avx512,     ivfpq__fs_kth_avx512,       ivfpq__lut_range_avx512,
     ivfpq__lut_u8_avx512,
-    ivfpq__i16_tile_avx512vnni, ivfpq__cpf_quant_avx512,
+    ivfpq__i16_tile_avx512vnni, ivfpq__cpf_quant_avx512, ivfpq__i8_tile_avx512vnni,
 };
 #define IVFPQ_HAVE_VNNI_TABLE 1
 #endif

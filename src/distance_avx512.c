@@ -331,6 +331,70 @@ I16_TILE_FUNCS(ivfpq__i16_tile_avx512, , I16_MADD)
 #define I16_DPWSSD(acc, q, y) _mm512_dpwssd_epi32((acc), (q), (y))
 I16_TILE_FUNCS(ivfpq__i16_tile_avx512vnni, __attribute__((target("avx512f,avx512bw,avx512vnni"))),
                I16_DPWSSD)
+
+/* int8 tiles: vpdpbusd multiplies 4 uint8 query bytes by 4 int8 centroid
+ * bytes and adds the 4 products to each lane: twice the products of
+ * vpdpwssd per instruction. The accumulators start at -corr, so the
+ * query's +128 offset never leaves the kernel. */
+#define VNNI_ATTR __attribute__((target("avx512f,avx512bw,avx512vnni")))
+VNNI_ATTR static inline __attribute__((always_inline)) void i8_tile(
+    const uint8_t *x, size_t dq, const int8_t *y, const int32_t *corr, int32_t *out, size_t ldo,
+    int RQ, int RB)
+{
+    __m512i acc[4][4];
+    IVFPQ_UNROLL
+    for (int b = 0; b < RB; b++) {
+        __m512i c = _mm512_sub_epi32(_mm512_setzero_si512(),
+                                     _mm512_loadu_si512((const void *)(corr + 16 * b)));
+        IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) acc[a][b] = c;
+    }
+    for (size_t t = 0; t < dq / 4; t++) {
+        __m512i yv[4];
+        IVFPQ_UNROLL
+        for (int b = 0; b < RB; b++)
+            yv[b] = _mm512_loadu_si512((const void *)(y + (size_t)b * dq * 16 + t * 64));
+        IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) {
+            int32_t w;
+            memcpy(&w, x + (size_t)a * dq + 4 * t, sizeof w);
+            __m512i qv = _mm512_set1_epi32(w);
+            IVFPQ_UNROLL
+            for (int b = 0; b < RB; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], qv, yv[b]);
+        }
+    }
+    IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++)
+        IVFPQ_UNROLL
+        for (int b = 0; b < RB; b++)
+            _mm512_storeu_si512((void *)(out + (size_t)a * ldo + (size_t)b * 16), acc[a][b]);
+}
+
+#define I8_CASE(RQ, RB) \
+    case (RQ) * 8 + (RB): i8_tile(xi, dq, yb, cb, o, ldo, RQ, RB); break;
+
+VNNI_ATTR void ivfpq__i8_tile_avx512vnni(const uint8_t *x, size_t nx, const int8_t *y,
+                                         const int32_t *corr, size_t nb, size_t dq, int32_t *out,
+                                         size_t ldo)
+{
+    for (size_t b0 = 0; b0 < nb; b0 += 4) {
+        int rb = nb - b0 < 4 ? (int)(nb - b0) : 4;
+        const int8_t *yb = y + b0 * dq * 16;
+        const int32_t *cb = corr + b0 * 16;
+        for (size_t i0 = 0; i0 < nx; i0 += 4) {
+            int rq = nx - i0 < 4 ? (int)(nx - i0) : 4;
+            const uint8_t *xi = x + i0 * dq;
+            int32_t *o = out + i0 * ldo + b0 * 16;
+            switch (rq * 8 + rb) {
+                I8_CASE(4, 4) I8_CASE(4, 3) I8_CASE(4, 2) I8_CASE(4, 1)
+                I8_CASE(3, 4) I8_CASE(3, 3) I8_CASE(3, 2) I8_CASE(3, 1)
+                I8_CASE(2, 4) I8_CASE(2, 3) I8_CASE(2, 2) I8_CASE(2, 1)
+                I8_CASE(1, 4) I8_CASE(1, 3) I8_CASE(1, 2) I8_CASE(1, 1)
+            default: break;
+            }
+        }
+    }
+}
 #endif
 
 /* ------------------------------------------- prefilter row quantizer

@@ -132,6 +132,18 @@ typedef void (*ivfpq_lut_u8_fn)(const float *lut, size_t n, const float *mn, flo
 typedef void (*ivfpq_i16_tile_fn)(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
                                   size_t dp, int32_t *out, size_t ldo);
 
+/* The same with int8 centroids and uint8 queries (AVX512-VNNI only; NULL
+ * in the other tables): x is [nx][dq] uint8 (dq a multiple of 4), y holds
+ * nb blocks of 16 rows with dimensions in fours:
+ * y[(b * dq/4 + t) * 64 + 4 * l + e] = row 16b + l, dimension 4t + e, and
+ * out[i * ldo + 16 * b + l] = sum_j x[i][j] * row_{16b+l}[j] - corr[16b+l],
+ * exact in int32 arithmetic modulo 2^32 (the caller keeps the true value in
+ * range). With x = query + 128 and corr = 128 * the row's sum, that is
+ * the signed product. */
+typedef void (*ivfpq_i8_tile_fn)(const uint8_t *x, size_t nx, const int8_t *y,
+                                 const int32_t *corr, size_t nb, size_t dq, int32_t *out,
+                                 size_t ldo);
+
 /* The coarse prefilter's row quantizer: v = fl(x - mu), m = max |v|
  * (returned), s = m / R; out[j] (row-major, or at (j/2)*32 + j%2 when
  * blocked) = some integer in [-R, R] near v_j / s; sums = {sum (v_j -
@@ -154,6 +166,7 @@ typedef struct ivfpq_kernels {
     ivfpq_lut_u8_fn lut_u8;
     ivfpq_i16_tile_fn i16_tile;
     ivfpq_cpf_quant_fn cpf_quant;
+    ivfpq_i8_tile_fn i8_tile; /* or NULL */
 } ivfpq_kernels;
 
 /* The active table (detects the CPU on first use). */
@@ -198,6 +211,8 @@ float ivfpq__cpf_quant_avx512(const float *x, const float *mu, size_t d, float R
 /* i16_tile with AVX512-VNNI, for the avx512 table on CPUs that have it */
 void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const int16_t *y, size_t nb,
                                 size_t dp, int32_t *out, size_t ldo);
+void ivfpq__i8_tile_avx512vnni(const uint8_t *x, size_t nx, const int8_t *y, const int32_t *corr,
+                               size_t nb, size_t dq, int32_t *out, size_t ldo);
 
 /* For the ISA files: force inlining of the helpers that take compile-time
  * shapes, and fully unroll the loops over them, so that accumulator arrays

@@ -309,6 +309,43 @@ static void kept_tables_follow_training(void **state)
     free(q);
 }
 
+/* Tables kept under one SIMD level and searched under another
+ * (ivfpq_simd_force): int8 tables (AVX512-VNNI) meet a table without the
+ * int8 kernel and int16 ones meet VNNI; results stay those of the float
+ * coarse search. */
+static void kept_tables_across_levels(void **state)
+{
+    (void)state;
+    const size_t d = 40, n = 4000, nq = 70, k = 5;
+    synth_rng r;
+    synth_seed(&r, 82);
+    float *x = noisy_rows(&r, n, d, 1.0f, 7), *q = noisy_rows(&r, nq, d, 0.0f, 0);
+    ivfpq_simd_level start = ivfpq_simd_active();
+    ivfpq_index *idx;
+    assert_int_equal(ivfpq_index_factory(&idx, (int)d, "IVF128,Flat", IVFPQ_METRIC_L2, NULL), IVFPQ_OK);
+    assert_int_equal(ivfpq_train(idx, n, x), IVFPQ_OK);
+    assert_int_equal(ivfpq_add(idx, n, x, NULL), IVFPQ_OK);
+    ivfpq_search_params p = IVFPQ_SEARCH_PARAMS_DEFAULT;
+    p.nprobe = 2;
+    size_t pairs = 0;
+    for (int a = IVFPQ_SIMD_SCALAR; a <= IVFPQ_SIMD_NEON; a++)
+        for (int b = IVFPQ_SIMD_SCALAR; b <= IVFPQ_SIMD_NEON; b++) {
+            if (!ivfpq_simd_supported((ivfpq_simd_level)a) || !ivfpq_simd_supported((ivfpq_simd_level)b))
+                continue;
+            assert_int_equal(ivfpq_simd_force((ivfpq_simd_level)a), IVFPQ_OK);
+            assert_int_equal(ivfpq_cache_coarse_tables(idx, 0), IVFPQ_OK);
+            assert_int_equal(ivfpq_cache_coarse_tables(idx, 1), IVFPQ_OK);
+            assert_int_equal(ivfpq_simd_force((ivfpq_simd_level)b), IVFPQ_OK);
+            assert_batch_equals_singles(idx, nq, q, d, k, &p);
+            pairs++;
+        }
+    assert_true(pairs >= 1);
+    assert_int_equal(ivfpq_simd_force(start), IVFPQ_OK);
+    ivfpq_free(idx);
+    free(x);
+    free(q);
+}
+
 /* Errors, no-ops, and running out of memory (nothing changes). */
 static void kept_tables_errors(void **state)
 {
@@ -389,6 +426,7 @@ int main(void)
         cmocka_unit_test(blend_chunks_share_tables),
         cmocka_unit_test(kept_tables_change_nothing),
         cmocka_unit_test(kept_tables_follow_training),
+        cmocka_unit_test(kept_tables_across_levels),
         cmocka_unit_test(kept_tables_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

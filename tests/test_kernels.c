@@ -331,6 +331,47 @@ static void fs_kth_exact(void **state)
     free(sorted);
 }
 
+/* i8_tile (where a table has it) against int64 sums taken modulo 2^32:
+ * full byte ranges, every tile shape, an offset output stride. */
+static void i8_tile_exact(void **state)
+{
+    (void)state;
+    synth_rng r;
+    synth_seed(&r, 505);
+    size_t tested = 0;
+    for (int l = IVFPQ_SIMD_SCALAR; l <= IVFPQ_SIMD_NEON; l++) {
+        const ivfpq_kernels *k = ivfpq__kernels_for((ivfpq_simd_level)l);
+        if (!k || !k->i8_tile) continue;
+        static const size_t dqs[] = {4, 8, 60, 256, 772};
+        for (size_t di = 0; di < sizeof dqs / sizeof dqs[0]; di++)
+            for (size_t nx = 1; nx <= 9; nx += 4)
+                for (size_t nb = 1; nb <= 6; nb++) {
+                    size_t dq = dqs[di], rows = nb * 16, ldo = rows + 3;
+                    uint8_t *xb, *yb;
+                    uint8_t *x = rnd_bytes(&r, nx * dq, &xb);
+                    int8_t *y = (int8_t *)(void *)rnd_bytes(&r, rows * dq, &yb);
+                    int32_t *corr = malloc(rows * sizeof(int32_t)), *out = malloc(nx * ldo * sizeof(int32_t));
+                    assert_true(corr && out);
+                    for (size_t c = 0; c < rows; c++) corr[c] = (int32_t)(synth_next(&r) % 2000001) - 1000000;
+                    k->i8_tile(x, nx, y, corr, nb, dq, out, ldo);
+                    for (size_t i = 0; i < nx; i++)
+                        for (size_t c = 0; c < rows; c++) {
+                            int64_t want = -(int64_t)corr[c];
+                            for (size_t j = 0; j < dq; j++)
+                                want += (int64_t)x[i * dq + j] *
+                                        y[(c / 16) * dq * 16 + (j / 4) * 64 + (c % 16) * 4 + j % 4];
+                            assert_int_equal((uint32_t)out[i * ldo + c], (uint32_t)(uint64_t)want);
+                        }
+                    free(xb);
+                    free(yb);
+                    free(corr);
+                    free(out);
+                    tested++;
+                }
+    }
+    if (!tested) skip(); /* no table has the kernel here (no AVX512-VNNI) */
+}
+
 /* ------------------------------------------------------------- floats */
 
 static float *rnd_floats(synth_rng *r, size_t n, float **base)
@@ -760,6 +801,7 @@ int main(void)
         cmocka_unit_test(tiles_match),
         cmocka_unit_test(tiles_match_large),
         cmocka_unit_test(i16_tiles_exact),
+        cmocka_unit_test(i8_tile_exact),
         cmocka_unit_test(cpf_quant_contract),
         cmocka_unit_test(luts_match),
         cmocka_unit_test(lut_quantize_exact),
