@@ -29,8 +29,8 @@ static const ivfpq_kernels k_scalar = {
     IVFPQ_SIMD_SCALAR,          ivfpq__l2sqr_tile_scalar,    ivfpq__dot_tile_scalar,
     ivfpq__lut_l2_scalar,       ivfpq__lut_ip_scalar,        ivfpq__fs_accumulate_scalar,
     ivfpq__fs_scan_scalar,      ivfpq__fs_kth_scalar,        ivfpq__lut_range_scalar,
-    ivfpq__lut_u8_scalar,
-    ivfpq__i16_tile_scalar,     ivfpq__cpf_quant_base,       NULL,
+    ivfpq__lut_u8_scalar,       ivfpq__i16_tile_scalar,      ivfpq__cpf_quant_base,
+    NULL, /* no int8 tile */
 };
 
 #define IVFPQ_TABLE(isa, LEVEL)                                                         \
@@ -38,8 +38,8 @@ static const ivfpq_kernels k_scalar = {
         LEVEL,                     ivfpq__l2sqr_tile_##isa, ivfpq__dot_tile_##isa,      \
         ivfpq__lut_l2_##isa,       ivfpq__lut_ip_##isa,     ivfpq__fs_accumulate_##isa, \
         ivfpq__fs_scan_##isa,      ivfpq__fs_kth_##isa,     ivfpq__lut_range_##isa,     \
-        ivfpq__lut_u8_##isa,                                                            \
-        ivfpq__i16_tile_##isa,     QUANT_##isa,             NULL,                       \
+        ivfpq__lut_u8_##isa,       ivfpq__i16_tile_##isa,   QUANT_##isa,                \
+        NULL, /* no int8 tile */                                                        \
     };
 /* the row quantizer: own variants for avx2 / avx512, the baseline else */
 #define QUANT_sse ivfpq__cpf_quant_base
@@ -62,8 +62,8 @@ static const ivfpq_kernels k_avx512vnni = {
     IVFPQ_SIMD_AVX512,         ivfpq__l2sqr_tile_avx512,   ivfpq__dot_tile_avx512,
     ivfpq__lut_l2_avx512,      ivfpq__lut_ip_avx512,       ivfpq__fs_accumulate_avx512,
     ivfpq__fs_scan_avx512,     ivfpq__fs_kth_avx512,       ivfpq__lut_range_avx512,
-    ivfpq__lut_u8_avx512,
-    ivfpq__i16_tile_avx512vnni, ivfpq__cpf_quant_avx512, ivfpq__i8_tile_avx512vnni,
+    ivfpq__lut_u8_avx512,      ivfpq__i16_tile_avx512vnni, ivfpq__cpf_quant_avx512,
+    ivfpq__i8_tile_avx512vnni,
 };
 #define IVFPQ_HAVE_VNNI_TABLE 1
 #endif

@@ -117,7 +117,7 @@ void ivfpq__fs_scan_neon(const uint8_t *codes, size_t nblocks, size_t M2, ivfpq_
     }
 }
 
-/* fs_kth: as the SSE level (bit by bit, one counting pass per bit), with
+/* fs_kth (kernels.h: one counting pass per bit of the answer), with
  * 8 compares per instruction; lane counts folded every 4096 vectors. */
 static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
 {
@@ -135,8 +135,5 @@ static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
 
 uint32_t ivfpq__fs_kth_neon(const uint16_t *v, size_t n, size_t k)
 {
-    uint32_t r = 0;
-    for (uint32_t b = 1u << 15; b; b >>= 1)
-        if (count_le(v, n, r + b - 1) < k) r += b;
-    return r;
+    return ivfpq__kth_by_counting(v, n, k, count_le);
 }

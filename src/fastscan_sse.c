@@ -110,9 +110,9 @@ void ivfpq__fs_scan_sse(const uint8_t *codes, size_t nblocks, size_t M2, ivfpq_f
     }
 }
 
-/* fs_kth: the answer bit by bit from the top, one counting pass per bit;
- * 8 compares per instruction beat the scalar histogram. Lane counts are
- * int16, so they are folded every 4096 vectors. */
+/* fs_kth (kernels.h: one counting pass per bit of the answer); 8 compares
+ * per instruction beat the scalar histogram. Lane counts are int16, so
+ * they are folded every 4096 vectors. */
 static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
 {
     const __m128i vt = _mm_set1_epi16((short)(uint16_t)t), one = _mm_set1_epi16(1);
@@ -135,8 +135,5 @@ static size_t count_le(const uint16_t *v, size_t n, uint32_t t)
 
 uint32_t ivfpq__fs_kth_sse(const uint16_t *v, size_t n, size_t k)
 {
-    uint32_t r = 0;
-    for (uint32_t b = 1u << 15; b; b >>= 1)
-        if (count_le(v, n, r + b - 1) < k) r += b;
-    return r;
+    return ivfpq__kth_by_counting(v, n, k, count_le);
 }

@@ -224,6 +224,18 @@ void ivfpq__i8_tile_avx512vnni(const uint8_t *x, size_t nx, const int8_t *y, con
 #define IVFPQ_UNROLL _Pragma("GCC unroll 16")
 #endif
 
+/* fs_kth of the SIMD levels: the answer bit by bit from the top, one
+ * count_le pass (how many values are <= t) per bit; each level brings its
+ * own vector count_le. */
+IVFPQ_INLINE uint32_t ivfpq__kth_by_counting(const uint16_t *v, size_t n, size_t k,
+                                             size_t (*count_le)(const uint16_t *, size_t, uint32_t))
+{
+    uint32_t r = 0;
+    for (uint32_t b = 1u << 15; b; b >>= 1)
+        if (count_le(v, n, r + b - 1) < k) r += b;
+    return r;
+}
+
 /* Convenience: single-pair distances through the active table. */
 float ivfpq__l2sqr(const float *x, const float *y, size_t d);
 float ivfpq__dot(const float *x, const float *y, size_t d);
