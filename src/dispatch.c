@@ -52,6 +52,17 @@ IVFPQ_TABLE(sse, IVFPQ_SIMD_SSE)
 #endif
 #ifdef IVFPQ_HAVE_AVX2
 IVFPQ_TABLE(avx2, IVFPQ_SIMD_AVX2)
+#ifdef IVFPQ_HAVE_AVXVNNI_KERNEL
+/* the same level with AVX-VNNI's int8 tile (the prefilter's int8 tables) */
+static const ivfpq_kernels k_avx2vnni = {
+    IVFPQ_SIMD_AVX2,           ivfpq__l2sqr_tile_avx2,     ivfpq__dot_tile_avx2,
+    ivfpq__lut_l2_avx2,        ivfpq__lut_ip_avx2,         ivfpq__fs_accumulate_avx2,
+    ivfpq__fs_scan_avx2,       ivfpq__fs_kth_avx2,         ivfpq__lut_range_avx2,
+    ivfpq__lut_u8_avx2,        ivfpq__i16_tile_avx2,       ivfpq__cpf_quant_avx2,
+    ivfpq__i8_tile_avx2vnni,
+};
+#define IVFPQ_HAVE_AVXVNNI_TABLE 1
+#endif
 #endif
 #ifdef IVFPQ_HAVE_AVX512
 IVFPQ_TABLE(avx512, IVFPQ_SIMD_AVX512)
@@ -69,8 +80,10 @@ static const ivfpq_kernels k_avx512vnni = {
 #endif
 #endif
 
-/* Not a level: a probe() bit telling that the avx512 table may use VNNI. */
+/* Not levels: probe() bits telling that the avx512 table may use
+ * AVX512-VNNI and the avx2 table AVX-VNNI. */
 #define PROBE_VNNI (1u << 16)
+#define PROBE_AVXVNNI (1u << 17)
 #ifdef IVFPQ_HAVE_NEON
 IVFPQ_TABLE(neon, IVFPQ_SIMD_NEON)
 #endif
@@ -104,6 +117,11 @@ static unsigned probe_x86(void)
     int avx2 = (b >> 5) & 1;
     int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
     if (avx2) ok |= 1u << IVFPQ_SIMD_AVX2;
+    if (avx2 && a >= 1) { /* leaf 7 has a subleaf 1: AVX-VNNI is its EAX bit 4 */
+        unsigned a1, b1, c1, d1;
+        __cpuid_count(7, 1, a1, b1, c1, d1);
+        if ((a1 >> 4) & 1) ok |= PROBE_AVXVNNI;
+    }
     if (avx2 && f && dq && bw && vl && (xcr0 & 0xe6) == 0xe6) {
         ok |= 1u << IVFPQ_SIMD_AVX512;
         if ((c >> 11) & 1) ok |= PROBE_VNNI;
@@ -135,6 +153,9 @@ static unsigned probe(void)
 #ifdef IVFPQ_HAVE_VNNI_TABLE
     built |= PROBE_VNNI;
 #endif
+#ifdef IVFPQ_HAVE_AVXVNNI_TABLE
+    built |= PROBE_AVXVNNI;
+#endif
 #ifdef IVFPQ_HAVE_NEON
     built |= 1u << IVFPQ_SIMD_NEON;
 #endif
@@ -150,7 +171,11 @@ static const ivfpq_kernels *table_of(ivfpq_simd_level level, unsigned ok)
     case IVFPQ_SIMD_SSE: return &k_sse;
 #endif
 #ifdef IVFPQ_HAVE_AVX2
+#ifdef IVFPQ_HAVE_AVXVNNI_TABLE
+    case IVFPQ_SIMD_AVX2: return ok & PROBE_AVXVNNI ? &k_avx2vnni : &k_avx2;
+#else
     case IVFPQ_SIMD_AVX2: return &k_avx2;
+#endif
 #endif
 #ifdef IVFPQ_HAVE_AVX512
 #ifdef IVFPQ_HAVE_VNNI_TABLE

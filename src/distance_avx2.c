@@ -280,6 +280,64 @@ void ivfpq__i16_tile_avx2(const int16_t *x, size_t nx, const int16_t *y, size_t 
     }
 }
 
+#ifdef IVFPQ_HAVE_AVXVNNI_KERNEL
+/* ------------------------------------------------------- int8 scores
+ * kernels.h's i8_tile with AVX-VNNI: vpdpbusd adds 4 uint8 x int8 products
+ * per lane. A block step is two ymm (rows 0-7, 8-15), the accumulators
+ * start at -corr; up to 4 queries share the block loads. */
+#define AVXVNNI_ATTR __attribute__((target("avx2,avxvnni")))
+AVXVNNI_ATTR static inline __attribute__((always_inline)) void i8_tile(
+    const uint8_t *x, size_t dq, const int8_t *y, const int32_t *corr, int32_t *out, size_t ldo,
+    int RQ)
+{
+    __m256i acc[4][2];
+    __m256i z = _mm256_setzero_si256();
+    __m256i c0 = _mm256_sub_epi32(z, _mm256_loadu_si256((const __m256i *)(const void *)corr));
+    __m256i c1 = _mm256_sub_epi32(z, _mm256_loadu_si256((const __m256i *)(const void *)(corr + 8)));
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++) {
+        acc[a][0] = c0;
+        acc[a][1] = c1;
+    }
+    for (size_t t = 0; t < dq / 4; t++) {
+        __m256i y0 = _mm256_loadu_si256((const __m256i *)(const void *)(y + t * 64));
+        __m256i y1 = _mm256_loadu_si256((const __m256i *)(const void *)(y + t * 64 + 32));
+IVFPQ_UNROLL
+        for (int a = 0; a < RQ; a++) {
+            int32_t w;
+            memcpy(&w, x + (size_t)a * dq + 4 * t, sizeof w);
+            __m256i qv = _mm256_set1_epi32(w);
+            acc[a][0] = _mm256_dpbusd_avx_epi32(acc[a][0], qv, y0);
+            acc[a][1] = _mm256_dpbusd_avx_epi32(acc[a][1], qv, y1);
+        }
+    }
+IVFPQ_UNROLL
+    for (int a = 0; a < RQ; a++) {
+        _mm256_storeu_si256((__m256i *)(void *)(out + (size_t)a * ldo), acc[a][0]);
+        _mm256_storeu_si256((__m256i *)(void *)(out + (size_t)a * ldo + 8), acc[a][1]);
+    }
+}
+
+AVXVNNI_ATTR void ivfpq__i8_tile_avx2vnni(const uint8_t *x, size_t nx, const int8_t *y,
+                                          const int32_t *corr, size_t nb, size_t dq, int32_t *out,
+                                          size_t ldo)
+{
+    for (size_t b = 0; b < nb; b++) {
+        const int8_t *yb = y + b * dq * 16;
+        for (size_t i0 = 0; i0 < nx; i0 += 4) {
+            const uint8_t *xi = x + i0 * dq;
+            int32_t *o = out + i0 * ldo + b * 16;
+            switch (nx - i0 < 4 ? nx - i0 : 4) {
+            case 4: i8_tile(xi, dq, yb, corr + b * 16, o, ldo, 4); break;
+            case 3: i8_tile(xi, dq, yb, corr + b * 16, o, ldo, 3); break;
+            case 2: i8_tile(xi, dq, yb, corr + b * 16, o, ldo, 2); break;
+            default: i8_tile(xi, dq, yb, corr + b * 16, o, ldo, 1); break;
+            }
+        }
+    }
+}
+#endif
+
 /* ------------------------------------------- prefilter row quantizer
  * (kernels.h: ivfpq_cpf_quant_fn; not bit-identical to other levels, as
  * documented there). Tails by masked loads: absent lanes quantize 0 to 0. */

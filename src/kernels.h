@@ -213,6 +213,14 @@ void ivfpq__i16_tile_avx512vnni(const int16_t *x, size_t nx, const int16_t *y, s
                                 size_t dp, int32_t *out, size_t ldo);
 void ivfpq__i8_tile_avx512vnni(const uint8_t *x, size_t nx, const int8_t *y, const int32_t *corr,
                                size_t nb, size_t dq, int32_t *out, size_t ldo);
+/* AVX-VNNI (the VEX form: Alder Lake and later, Zen 5), for the avx2 table
+ * on CPUs that have it; compilers older than these lack the intrinsic. */
+#if (defined(__clang__) && __clang_major__ >= 12) || \
+    (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11)
+#define IVFPQ_HAVE_AVXVNNI_KERNEL 1
+void ivfpq__i8_tile_avx2vnni(const uint8_t *x, size_t nx, const int8_t *y, const int32_t *corr,
+                             size_t nb, size_t dq, int32_t *out, size_t ldo);
+#endif
 
 /* For the ISA files: force inlining of the helpers that take compile-time
  * shapes, and fully unroll the loops over them, so that accumulator arrays
