@@ -22,7 +22,7 @@
  * the float search. So the result is that of kmeans.c at every SIMD level,
  * bit for bit; only the time differs (tests/test_coarse.c).
  *
- * With AVX512-VNNI (the kernel table's i8_tile) the tables are int8
+ * With AVX512-VNNI or AVX-VNNI (the kernel table's i8_tile) the tables are int8
  * instead (R = 127; queries as uint8 with a +128 offset that the kernel
  * takes back exactly): twice the products per instruction, and bounds ~23x
  * wider at d = 256, which still leave few survivors per query at nprobe 1
