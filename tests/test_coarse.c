@@ -73,7 +73,7 @@ static void make_data(synth_rng *r, int k, size_t nlist, size_t nq, size_t d, fl
 static void prefilter_equals_float_search(void **state)
 {
     (void)state;
-    static const size_t dims[] = {1, 2, 3, 7, 16, 33, 64, 100, 256};
+    static const size_t dims[] = {1, 2, 3, 7, 16, 33, 64, 100, 256, 771, 1030};
     static const size_t nlists[] = {64, 97, 200, 513};
     synth_rng r;
     synth_seed(&r, 2024);
@@ -118,7 +118,7 @@ static void prefilter_equals_float_search(void **state)
                 free(q);
                 free(cn);
             }
-    assert_true(cases == 9 * 4 * K_KINDS * 5);
+    assert_true(cases == 11 * 4 * K_KINDS * 5);
 }
 
 /* Values the prefilter cannot bound (beyond 1e30) are refused: the search
